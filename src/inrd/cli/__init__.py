@@ -1,0 +1,49 @@
+"""The ``inrd`` command. Each subcommand is a module of this package defining
+``register(subparsers)``, which adds its parser and sets ``func`` to a function ``run(args) -> int``.
+Modules only parse and print: the work lives in the library.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+
+from .. import __version__
+
+
+class CliError(Exception):
+    """An error to print as one line, without a traceback."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="inrd", description="Diffusion sampling as iterative noising / relaxed denoising, and PnP restoration."
+    )
+    parser.add_argument("--version", action="version", version=f"inrd {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if not info.name.startswith("_"):
+            importlib.import_module(f"{__name__}.{info.name}").register(sub)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except (CliError, ValueError, TypeError, FileNotFoundError, PermissionError, IsADirectoryError) as e:
+        print(f"inrd {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

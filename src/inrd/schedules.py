@@ -1,0 +1,326 @@
+"""Noise schedules, pruning and relaxations for INRD.
+
+Conventions (see DESIGN.md):
+
+* images live in [0, 1]; a noise level ``sigma`` is the standard deviation of additive Gaussian
+  noise in those same units;
+* a schedule is a 1-D float64 tensor ``sigmas`` of length ``T + 1``, ascending, indexed as in the
+  paper: ``sigmas[t] = sigma_t`` for ``t = 0..T``; ``sigmas[0]`` is usually 0;
+* a relaxation is a float64 tensor ``rho`` of length ``T + 1`` with ``rho[t] = rho_t`` for
+  ``t = 1..T``; ``rho[0]`` is unused and set to NaN;
+* ``gammas[t] = gamma_t`` is the std of the noise added before denoising at step ``t``:
+  ``gamma_t^2 = sigma_t^2 - (1 - rho_{t+1})^2 sigma_{t+1}^2`` (paper, Section 2.3), and at the start
+  ``gamma_T^2 = sigma_T^2 - s^2`` where ``s`` is the noise level already carried by ``V_T``
+  (``(1 - rho_{T+1}) sigma_{T+1}`` in the paper; 0 for the usual start ``rho_{T+1} = 1``).
+
+This module imports nothing from the rest of inrd.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Union
+
+import numpy as np
+import torch
+
+Relaxation = Union[str, float, torch.Tensor]
+
+__all__ = [
+    "ddpm",
+    "ddpm_alphas_cumprod",
+    "affine",
+    "geometric",
+    "super_geometric",
+    "karras",
+    "cosine",
+    "SCHEDULES",
+    "make",
+    "load_sigmas",
+    "prune",
+    "prune_indices",
+    "relaxation",
+    "gammas",
+    "check_sigmas",
+    "sigmas_from_alphas_cumprod",
+]
+
+# Slack for gamma^2 < 0 caused only by float64 rounding (e.g. the DDIM-like relaxation, for which
+# gamma_t^2 = 0 exactly in real arithmetic). Relative to sigma_t^2: 64 ulps of float64.
+_GAMMA2_RTOL = 64 * np.finfo(np.float64).eps
+
+
+def _f64(x) -> torch.Tensor:
+    return torch.as_tensor(x, dtype=torch.float64).detach().cpu()
+
+
+def check_sigmas(sigmas) -> torch.Tensor:
+    """Validate a schedule and return it as a contiguous float64 CPU tensor.
+
+    Raises ``ValueError`` (one line, naming the problem and the fix) when ``sigmas`` is not 1-D,
+    has fewer than two entries, contains NaN/inf or negative values, or is not strictly ascending.
+    """
+    s = _f64(sigmas)
+    if s.ndim != 1:
+        raise ValueError(f"sigmas must be a 1-D tensor of length T+1, got shape {tuple(s.shape)}; flatten it.")
+    if s.numel() < 2:
+        raise ValueError("sigmas must have at least 2 entries (sigma_0 and sigma_T); pass a longer schedule.")
+    if not torch.isfinite(s).all():
+        t = int(torch.nonzero(~torch.isfinite(s))[0])
+        raise ValueError(f"sigmas[{t}] = {s[t].item()} is not finite; every noise level must be a finite number.")
+    if (s < 0).any():
+        t = int(torch.nonzero(s < 0)[0])
+        raise ValueError(f"sigmas[{t}] = {s[t].item():.6g} is negative; noise levels are standard deviations (>= 0).")
+    d = s[1:] - s[:-1]
+    if (d <= 0).any():
+        t = int(torch.nonzero(d <= 0)[0]) + 1
+        raise ValueError(
+            f"sigmas must be strictly ascending (sigmas[t] = sigma_t, t = 0..T) but sigmas[{t}] = {s[t].item():.6g} "
+            f"<= sigmas[{t - 1}] = {s[t - 1].item():.6g}; sort them ascending (use sigmas.flip(0) if they are descending)."
+        )
+    return s.contiguous()
+
+
+def _with_zero(s_pos: torch.Tensor, sigma_0: float) -> torch.Tensor:
+    return torch.cat([torch.tensor([float(sigma_0)], dtype=torch.float64), s_pos])
+
+
+def _check_range(steps: int, sigma_min: float, sigma_max: float) -> None:
+    if int(steps) != steps or steps < 1:
+        raise ValueError(f"steps must be a positive integer, got {steps!r}.")
+    if not (0 < sigma_min < sigma_max) or not math.isfinite(sigma_max):
+        raise ValueError(f"need 0 < sigma_min < sigma_max < inf, got sigma_min={sigma_min}, sigma_max={sigma_max}.")
+
+
+def _ramp(steps: int) -> torch.Tensor:
+    """u_t = (t - 1) / (T - 1) for t = 1..T (0 when T = 1)."""
+    if steps == 1:
+        return torch.ones(1, dtype=torch.float64)
+    return torch.linspace(0.0, 1.0, steps, dtype=torch.float64)
+
+
+def ddpm_alphas_cumprod(T: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02) -> torch.Tensor:
+    """alphabar_t for t = 1..T of Ho et al.'s linear beta schedule (length T, float64)."""
+    betas = torch.linspace(beta_start, beta_end, T, dtype=torch.float64)
+    return torch.cumprod(1.0 - betas, dim=0)
+
+
+def sigmas_from_alphas_cumprod(alphas_cumprod) -> torch.Tensor:
+    """Paper eq. (14) in [0, 1] units: sigma_t = sqrt((1 - abar_t) / abar_t) / 2, with sigma_0 = 0.
+
+    The ``/ 2`` converts from the [-1, 1] range in which DDPM models are trained to [0, 1].
+    """
+    a = _f64(alphas_cumprod)
+    return _with_zero(torch.sqrt((1.0 - a) / a) / 2.0, 0.0)
+
+
+def ddpm(T: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02) -> torch.Tensor:
+    """DDPM noise levels (Ho et al. 2020) in [0, 1] units: sigma_1 = 0.0050003, sigma_1000 = 78.7036."""
+    return sigmas_from_alphas_cumprod(ddpm_alphas_cumprod(T, beta_start, beta_end))
+
+
+def cosine(T: int = 1000, s: float = 0.008, max_beta: float = 0.999) -> torch.Tensor:
+    """Improved-DDPM cosine schedule (Nichol & Dhariwal 2021), betas clipped at ``max_beta``, in [0, 1] units."""
+    t = torch.arange(T + 1, dtype=torch.float64)
+    f = torch.cos((t / T + s) / (1 + s) * math.pi / 2) ** 2
+    betas = torch.clamp(1 - f[1:] / f[:-1], max=max_beta)
+    return sigmas_from_alphas_cumprod(torch.cumprod(1 - betas, 0))
+
+
+_DDPM = None
+
+
+def _ddpm_range() -> tuple[float, float]:
+    global _DDPM
+    if _DDPM is None:
+        s = ddpm()
+        _DDPM = (float(s[1]), float(s[-1]))
+    return _DDPM
+
+
+def _default_range(steps, sigma_min, sigma_max) -> tuple[float, float]:
+    lo, hi = _ddpm_range()
+    sigma_min = lo if sigma_min is None else float(sigma_min)
+    sigma_max = hi if sigma_max is None else float(sigma_max)
+    _check_range(steps, sigma_min, sigma_max)
+    return sigma_min, sigma_max
+
+
+def affine(steps: int, sigma_min: float | None = None, sigma_max: float | None = None, sigma_0: float = 0.0) -> torch.Tensor:
+    """sigma_t affine in t from sigma_1 = sigma_min to sigma_T = sigma_max (default: the DDPM range)."""
+    sigma_min, sigma_max = _default_range(steps, sigma_min, sigma_max)
+    return _with_zero(sigma_min + (sigma_max - sigma_min) * _ramp(steps), sigma_0)
+
+
+def geometric(steps: int, sigma_min: float | None = None, sigma_max: float | None = None, sigma_0: float = 0.0) -> torch.Tensor:
+    """log sigma_t affine in t (constant ratio sigma_t / sigma_{t-1}) from sigma_min to sigma_max."""
+    sigma_min, sigma_max = _default_range(steps, sigma_min, sigma_max)
+    return _with_zero(torch.exp(math.log(sigma_min) + math.log(sigma_max / sigma_min) * _ramp(steps)), sigma_0)
+
+
+def super_geometric(
+    steps: int, sigma_min: float | None = None, sigma_max: float | None = None, power: float = 2.0, sigma_0: float = 0.0
+) -> torch.Tensor:
+    """Super-geometric schedule (paper, Fig. 1): log sigma convex in t.
+
+    ``log sigma_t = log sigma_min + log(sigma_max / sigma_min) * u_t ** power`` with
+    ``u_t = (t - 1) / (T - 1)``; ``power = 2`` (quadratic) by default, which mimics DDPM at large t,
+    where ``log sigma_t ~ (beta_end - beta_start) t^2 / (4 T)``. ``power = 1`` is geometric.
+    The ratio ``sigma_t / sigma_{t-1}`` grows with t: fine steps at low noise, coarse at high noise.
+    """
+    sigma_min, sigma_max = _default_range(steps, sigma_min, sigma_max)
+    if not power >= 1:
+        raise ValueError(f"super_geometric needs power >= 1 (log sigma convex in t), got {power}.")
+    return _with_zero(torch.exp(math.log(sigma_min) + math.log(sigma_max / sigma_min) * _ramp(steps) ** power), sigma_0)
+
+
+def karras(
+    steps: int, sigma_min: float | None = None, sigma_max: float | None = None, rho: float = 7.0, sigma_0: float = 0.0
+) -> torch.Tensor:
+    """EDM schedule (Karras et al. 2022, eq. 5): sigma^(1/rho) affine in t, rho = 7 by default."""
+    sigma_min, sigma_max = _default_range(steps, sigma_min, sigma_max)
+    a, b = sigma_min ** (1 / rho), sigma_max ** (1 / rho)
+    return _with_zero((a + (b - a) * _ramp(steps)) ** rho, sigma_0)
+
+
+SCHEDULES = {
+    "ddpm": ddpm,
+    "cosine": cosine,
+    "affine": affine,
+    "geometric": geometric,
+    "super-geometric": super_geometric,
+    "karras": karras,
+}
+
+
+def make(name: str, steps: int | None = None, sigma_min: float | None = None, sigma_max: float | None = None) -> torch.Tensor:
+    """Build a named schedule. ``ddpm`` / ``cosine`` are 1000-level training grids pruned to ``steps``;
+    the others are built directly with ``steps`` levels between ``sigma_min`` and ``sigma_max``."""
+    key = name.replace("_", "-").lower()
+    if key not in SCHEDULES:
+        raise ValueError(f"unknown schedule {name!r}; choose one of {', '.join(SCHEDULES)} or give a file of sigmas.")
+    if key in ("ddpm", "cosine"):
+        s = SCHEDULES[key]()
+        return s if steps is None else prune(s, steps)
+    return SCHEDULES[key](steps if steps is not None else 100, sigma_min, sigma_max)
+
+
+def load_sigmas(path) -> torch.Tensor:
+    """Read a schedule from a text file: whitespace/comma separated numbers, ascending, ``#`` comments."""
+    import re
+
+    try:
+        text = open(path).read()
+    except OSError as e:
+        raise ValueError(f"cannot read sigma file {path}: {e.strerror}; give a readable text file of noise levels.") from None
+    tokens = [tok for line in text.splitlines() for tok in re.split(r"[\s,]+", line.split("#")[0].strip()) if tok]
+    try:
+        values = [float(tok) for tok in tokens]
+    except ValueError:
+        bad = next(tok for tok in tokens if not _is_float(tok))
+        raise ValueError(f"malformed sigma file {path}: {bad!r} is not a number; write one noise level per line.") from None
+    if not values:
+        raise ValueError(f"sigma file {path} holds no numbers; write the ascending noise levels sigma_0..sigma_T.")
+    try:
+        return check_sigmas(values)
+    except ValueError as e:
+        raise ValueError(f"sigma file {path}: {e}") from None
+
+
+def _is_float(tok: str) -> bool:
+    try:
+        float(tok)
+        return True
+    except ValueError:
+        return False
+
+
+def prune_indices(T: int, steps: int) -> torch.Tensor:
+    """Indices ``0 = a_0 < a_1 < ... < a_n = T`` of an ``n = steps`` subgrid of ``0..T``.
+
+    ``a_k = round(T - (n - k) T / n)``, the same arithmetic as diffusers' ``timestep_spacing="trailing"``
+    (numpy's round-half-to-even included), so that pruned DDPM coincides with diffusers step for step.
+    When ``n`` divides ``T`` this is the paper's ``sigma'_k = sigma_{a k}`` with ``a = T / n``.
+    """
+    if int(steps) != steps or not 1 <= steps <= T:
+        raise ValueError(f"steps must be an integer in 1..T = 1..{T} to prune a grid of {T} levels, got {steps!r}.")
+    trailing = np.round(np.arange(T, 0, -T / steps)).astype(np.int64)  # [a_n, ..., a_1], as diffusers
+    return torch.from_numpy(np.concatenate([[0], trailing[::-1]]))
+
+
+def prune(sigmas, steps: int) -> torch.Tensor:
+    """Subgrid ``sigma'_k = sigmas[a_k]``, ``k = 0..steps`` (see :func:`prune_indices`)."""
+    s = check_sigmas(sigmas)
+    return s[prune_indices(s.numel() - 1, steps)]
+
+
+def relaxation(sigmas, rho: Relaxation = "canonical") -> torch.Tensor:
+    """Relaxation parameters ``rho[t] = rho_t`` (t = 1..T; ``rho[0]`` is NaN, unused).
+
+    * ``"canonical"``: ``rho_t = 1 - sigma_{t-1}^2 / sigma_t^2`` (paper eq. 21): DDPM itself;
+    * ``"ind"``: ``rho_t = 1`` (iterative noising-denoising);
+    * ``"ddim"``: ``rho_t = 1 - sigma_{t-1} / sigma_t``, the smallest admissible rho: gamma = 0, the
+      deterministic DDIM-like scheme;
+    * a float in [0, 1]: constant;
+    * a tensor of length T + 1 (``rho[0]`` ignored).
+    """
+    s = check_sigmas(sigmas)
+    T = s.numel() - 1
+    r = torch.full((T + 1,), float("nan"), dtype=torch.float64)
+    if isinstance(rho, str):
+        key = rho.lower()
+        if key == "canonical":
+            r[1:] = 1.0 - (s[:-1] / s[1:]) ** 2
+        elif key == "ind":
+            r[1:] = 1.0
+        elif key == "ddim":
+            r[1:] = 1.0 - s[:-1] / s[1:]
+        else:
+            raise ValueError(f"unknown relaxation {rho!r}; use 'canonical', 'ind', 'ddim', a number in [0, 1] or a tensor.")
+    elif isinstance(rho, torch.Tensor) and rho.ndim > 0 or isinstance(rho, (list, tuple, np.ndarray)):
+        given = _f64(rho)
+        if given.shape != (T + 1,):
+            raise ValueError(
+                f"rho tensor must have length T+1 = {T + 1} (rho[t] for t = 1..T, rho[0] ignored), got shape {tuple(given.shape)}."
+            )
+        r[1:] = given[1:]
+    else:
+        r[1:] = float(rho)
+    bad = ~((r[1:] >= 0) & (r[1:] <= 1))
+    if bad.any():
+        t = int(torch.nonzero(bad)[0]) + 1
+        raise ValueError(f"rho_{t} = {r[t].item():.6g} is outside [0, 1]; a relaxation interpolates Id (0) and the denoiser (1).")
+    return r
+
+
+def gammas(sigmas, rho: Relaxation = "canonical", start_noise: float = 0.0) -> torch.Tensor:
+    """Noise to add before each denoising: ``gamma[t] = gamma_t``, t = 1..T (``gamma[0] = 0``).
+
+    ``gamma_t^2 = sigma_t^2 - (1 - rho_{t+1})^2 sigma_{t+1}^2`` keeps the noise level of
+    ``V_t + gamma_t Z_t`` equal to sigma_t (paper, eq. 20 and Section 2.3); ``gamma_T^2 = sigma_T^2 -
+    start_noise^2`` where ``start_noise`` is the noise level already in ``V_T``. Raises ``ValueError``
+    naming the first t with ``gamma_t^2 < 0`` and the smallest admissible ``rho_{t+1}`` there.
+    """
+    s = check_sigmas(sigmas)
+    r = relaxation(s, rho)
+    T = s.numel() - 1
+    carried = torch.empty(T + 1, dtype=torch.float64)  # noise level carried by V_t
+    carried[:T] = (1.0 - r[1:]) * s[1:]
+    carried[T] = float(start_noise)
+    g2 = s**2 - carried**2
+    g2[0] = 0.0
+    tiny = _GAMMA2_RTOL * s**2
+    bad = g2[1:] < -tiny[1:]
+    if bad.any():
+        t = int(torch.nonzero(bad)[0]) + 1
+        if t == T:
+            raise ValueError(
+                f"gamma_T^2 < 0: V_T already carries noise {start_noise:.6g} > sigma_T = {s[T].item():.6g}; "
+                f"lower the start noise or raise sigma_T."
+            )
+        need = 1.0 - (s[t] / s[t + 1]).item()
+        raise ValueError(
+            f"gamma_{t}^2 = {g2[t].item():.3g} < 0: rho_{t + 1} = {r[t + 1].item():.6g} denoises too little; "
+            f"it must be >= 1 - sigma_{t}/sigma_{t + 1} = {need:.6g}."
+        )
+    return torch.sqrt(torch.clamp(g2, min=0.0))

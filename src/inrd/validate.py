@@ -1,0 +1,32 @@
+"""Input checks shared by the library's entry points: one-line errors naming the problem and the fix."""
+
+from __future__ import annotations
+
+import torch
+
+
+def check_image(x, name: str = "image", channels: int | None = None) -> torch.Tensor:
+    """Require a finite floating (B, C, H, W) tensor (optionally with ``channels`` channels)."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of shape (B, C, H, W), got {type(x).__name__}.")
+    if x.ndim != 4:
+        raise ValueError(f"{name} must have shape (B, C, H, W), got {tuple(x.shape)}; add batch/channel axes with x[None] or x[:, None].")
+    if not x.is_floating_point():
+        raise ValueError(f"{name} must be a floating tensor with values in [0, 1], got dtype {x.dtype}; use x.float() / 255.")
+    if channels is not None and x.shape[1] != channels:
+        raise ValueError(f"{name} has {x.shape[1]} channels but {channels} are expected; convert it (gray <-> RGB) first.")
+    if not torch.isfinite(x).all():
+        raise ValueError(f"{name} contains NaN or infinite values; clean or clip the input before calling.")
+    return x
+
+
+def sigma_vector(sigma, x: torch.Tensor) -> torch.Tensor:
+    """Noise level(s) as a (B,) tensor on x's device/dtype; sigma is a float or a (B,) / (B,1,1,1) tensor >= 0."""
+    s = torch.as_tensor(sigma, dtype=x.dtype, device=x.device).reshape(-1)
+    if s.numel() == 1:
+        s = s.expand(x.shape[0])
+    if s.numel() != x.shape[0]:
+        raise ValueError(f"sigma must be a float or hold one value per image ({x.shape[0]}), got {s.numel()} values.")
+    if not torch.isfinite(s).all() or (s < 0).any():
+        raise ValueError(f"sigma must be finite and >= 0 (std of the noise in [0, 1] image units), got {s.tolist()}.")
+    return s
