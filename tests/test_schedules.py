@@ -1,0 +1,179 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from inrd import schedules as S
+
+
+def test_ddpm_check_values():
+    s = S.ddpm()
+    assert s.dtype == torch.float64 and s.shape == (1001,)
+    assert s[0] == 0
+    # DESIGN.md check values, and sigma_1 = sqrt(beta_1 / (1 - beta_1)) / 2 in closed form
+    assert s[1].item() == pytest.approx(math.sqrt(1e-4 / (1 - 1e-4)) / 2, rel=1e-12)
+    assert s[1].item() == pytest.approx(0.0050003, abs=5e-8)
+    assert s[-1].item() == pytest.approx(78.7036, abs=5e-5)
+
+
+def test_ddpm_matches_diffusers_alphas():
+    diffusers = pytest.importorskip("diffusers")
+    sched = diffusers.DDPMScheduler(num_train_timesteps=1000, beta_schedule="linear")
+    ours = S.ddpm_alphas_cumprod()
+    # diffusers computes in float32: agreement to float32 accumulated rounding over 1000 products
+    assert torch.allclose(ours.float(), sched.alphas_cumprod, rtol=2e-5, atol=0)
+
+
+def test_cosine_matches_diffusers():
+    diffusers = pytest.importorskip("diffusers")
+    sched = diffusers.DDPMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2")
+    s = S.cosine()
+    abar = 1 / (1 + 4 * s[1:] ** 2)  # invert sigma_t = sqrt((1 - abar_t) / abar_t) / 2
+    # diffusers accumulates 1000 float32 products: absolute error up to ~1000 * 6e-8 on abar
+    assert torch.allclose(abar, sched.alphas_cumprod.double(), rtol=0, atol=6e-5)
+
+
+@pytest.mark.parametrize("name", ["affine", "geometric", "super-geometric", "karras"])
+def test_parametric_schedules_endpoints_and_shape(name):
+    s = S.make(name, steps=50, sigma_min=0.01, sigma_max=0.2)
+    assert s.shape == (51,) and s[0] == 0
+    assert s[1].item() == pytest.approx(0.01, rel=1e-12)
+    assert s[-1].item() == pytest.approx(0.2, rel=1e-12)
+    assert (s[1:] > s[:-1]).all()
+
+
+def test_schedule_shapes_of_log_sigma():
+    g = torch.log(S.geometric(20, 0.01, 1.0)[1:])
+    assert torch.allclose(g[1:] - g[:-1], torch.full((19,), math.log(100) / 19, dtype=torch.float64))
+    sg = torch.log(S.super_geometric(20, 0.01, 1.0)[1:])
+    d = sg[1:] - sg[:-1]
+    assert (d[1:] > d[:-1]).all()  # log sigma strictly convex in t
+    a = S.affine(20, 0.01, 1.0)[1:]
+    assert torch.allclose(a[1:] - a[:-1], torch.full((19,), 0.99 / 19, dtype=torch.float64))
+    k = S.karras(20, 0.01, 1.0)[1:] ** (1 / 7)
+    assert torch.allclose(k[1:] - k[:-1], (k[-1] - k[0]).expand(19) / 19)
+
+
+@pytest.mark.parametrize("steps", [1000, 250, 100, 50, 20, 7, 3, 1])
+def test_prune_matches_diffusers_trailing(steps):
+    diffusers = pytest.importorskip("diffusers")
+    sched = diffusers.DDPMScheduler(num_train_timesteps=1000, timestep_spacing="trailing")
+    sched.set_timesteps(steps)
+    idx = S.prune_indices(1000, steps)
+    # diffusers' timesteps are 0-indexed (timestep k is the paper's t = k + 1), descending
+    assert idx[0] == 0
+    assert torch.equal(idx[1:].flip(0), sched.timesteps.long() + 1)
+    s = S.prune(S.ddpm(), steps)
+    assert s.shape == (steps + 1,) and s[-1] == S.ddpm()[-1]
+
+
+def test_prune_divisor_is_the_papers_subgrid():
+    s = S.ddpm()
+    assert torch.equal(S.prune(s, 50), s[::20])
+
+
+def test_relaxations():
+    s = S.ddpm()
+    r = S.relaxation(s, "canonical")
+    assert math.isnan(r[0])
+    assert r[1] == 1.0  # sigma_0 = 0
+    betas = torch.linspace(1e-4, 0.02, 1000, dtype=torch.float64)
+    abar = torch.cumprod(1 - betas, 0)
+    # paper eq. (18)-(21): rho_t = beta_t / betabar_t with betabar_t = 1 - abar_t (variance preserving)
+    assert torch.allclose(r[1:], betas / (1 - abar), rtol=1e-10)
+    assert (S.relaxation(s, "ind")[1:] == 1).all()
+    assert torch.allclose(S.relaxation(s, "ddim")[1:], 1 - s[:-1] / s[1:])
+    assert (S.relaxation(s, 0.3)[1:] == 0.3).all()
+    custom = torch.linspace(0, 1, 1001, dtype=torch.float64)
+    assert torch.equal(S.relaxation(s, custom)[1:], custom[1:])
+
+
+def test_gammas_canonical_is_ddpm_posterior_std():
+    s = S.ddpm()
+    g = S.gammas(s, "canonical")
+    betas = torch.linspace(1e-4, 0.02, 1000, dtype=torch.float64)
+    abar = torch.cumprod(1 - betas, 0)
+    # paper eq. (19): gamma_{t-1}^2 = tilde beta_t / abar_{t-1}, here /4 for [0, 1] units, t = 2..T
+    tilde = (1 - abar[:-1]) / (1 - abar[1:]) * betas[1:]
+    assert torch.allclose(g[1:-1] ** 2, tilde / abar[:-1] / 4, rtol=1e-9)
+    assert g[-1] == s[-1]  # start: rho_{T+1} = 1
+    assert g[0] == 0
+    assert torch.equal(S.gammas(s, "ind"), torch.cat([torch.zeros(1, dtype=torch.float64), s[1:]]))
+    assert torch.all(S.gammas(s, "ddim")[1:-1] < 1e-6 * s[1:-1])  # deterministic up to float rounding
+
+
+def test_noise_level_is_preserved():
+    # eq. (20): sigma_{t-1}^2 = (1 - rho_t)^2 sigma_t^2 + gamma_{t-1}^2 for any admissible relaxation
+    s = S.geometric(30, 0.01, 10.0)
+    for rho in ("canonical", "ind", "ddim", 0.9):
+        r, g = S.relaxation(s, rho), S.gammas(s, rho)
+        lhs = s[1:-1] ** 2
+        rhs = (1 - r[2:]) ** 2 * s[2:] ** 2 + g[1:-1] ** 2
+        assert torch.allclose(lhs, rhs, rtol=1e-10)
+
+
+def test_gammas_with_start_noise():
+    s = S.geometric(10, 0.01, 1.0)
+    assert S.gammas(s, start_noise=0.6)[-1].item() == pytest.approx(0.8)
+    with pytest.raises(ValueError, match="start noise"):
+        S.gammas(s, start_noise=2.0)
+
+
+@pytest.mark.parametrize(
+    "sigmas, match",
+    [
+        ([0.0, 0.2, 0.1], "strictly ascending.*sigmas\\[2\\]"),
+        ([0.0, -0.1, 0.3], "negative"),
+        ([0.0, float("nan"), 0.3], "not finite"),
+        ([0.0, 0.1, float("inf")], "not finite"),
+        ([[0.0, 0.1]], "1-D"),
+        ([0.1], "at least 2"),
+        ([0.0, 0.1, 0.1], "strictly ascending"),
+    ],
+)
+def test_bad_sigmas(sigmas, match):
+    with pytest.raises(ValueError, match=match):
+        S.check_sigmas(sigmas)
+    with pytest.raises(ValueError, match=match):
+        S.gammas(sigmas)
+
+
+def test_bad_relaxations():
+    s = S.geometric(10, 0.01, 1.0)
+    with pytest.raises(ValueError, match="outside \\[0, 1\\]"):
+        S.relaxation(s, 1.5)
+    with pytest.raises(ValueError, match="outside \\[0, 1\\]"):
+        S.relaxation(s, -0.1)
+    with pytest.raises(ValueError, match="length T\\+1 = 11"):
+        S.relaxation(s, torch.ones(10))
+    with pytest.raises(ValueError, match="unknown relaxation"):
+        S.relaxation(s, "ddpm++")
+    # rho too small: names the first offending t and the smallest admissible rho there
+    ratio = (s[1] / s[2]).item()
+    with pytest.raises(ValueError, match=f"gamma_1\\^2 .* rho_2 = 0.1 .* >= 1 - sigma_1/sigma_2 = {1 - ratio:.6g}"):
+        S.gammas(s, 0.1)
+
+
+def test_bad_prune():
+    with pytest.raises(ValueError, match="1..T = 1..1000"):
+        S.prune(S.ddpm(), 1001)
+    with pytest.raises(ValueError, match="1..T"):
+        S.prune(S.ddpm(), 0)
+
+
+def test_load_sigmas(tmp_path):
+    f = tmp_path / "s.txt"
+    f.write_text("# my schedule\n0\n0.01, 0.02\n0.5  # top\n")
+    assert torch.equal(S.load_sigmas(f), torch.tensor([0, 0.01, 0.02, 0.5], dtype=torch.float64))
+    f.write_text("0 0.1 abc\n")
+    with pytest.raises(ValueError, match="'abc' is not a number"):
+        S.load_sigmas(f)
+    f.write_text("0 0.3 0.2\n")
+    with pytest.raises(ValueError, match="strictly ascending"):
+        S.load_sigmas(f)
+    with pytest.raises(ValueError, match="cannot read"):
+        S.load_sigmas(tmp_path / "missing.txt")
+    f.write_text("# nothing\n")
+    with pytest.raises(ValueError, match="holds no numbers"):
+        S.load_sigmas(f)
