@@ -29,3 +29,138 @@ def psnr(x: torch.Tensor, y: torch.Tensor, max_val: float = 1.0) -> torch.Tensor
     d = x.detach().to(torch.float64) - y.detach().to(device=x.device, dtype=torch.float64)
     mse = d.pow(2).flatten(1).mean(1)
     return 10 * torch.log10(max_val**2 / mse)
+
+
+# --------------------------------------------------------------------------------------------------
+# Distribution distances between sets of images: multi-scale patch sliced-Wasserstein distance, and
+# the nearest-neighbour distance to training data (a memorisation check).
+# --------------------------------------------------------------------------------------------------
+
+__all__ += ["patch_swd", "swd_directions", "wasserstein2_1d", "nearest_crop_distance"]
+
+
+def swd_directions(dim: int, projections: int, seed: int = 0) -> torch.Tensor:
+    """``projections`` random unit vectors of R^dim (uniform on the sphere), float64 (dim, projections),
+    drawn from ``torch.Generator().manual_seed(seed)``: the same directions for every call."""
+    g = torch.Generator().manual_seed(int(seed))
+    v = torch.randn(dim, projections, generator=g, dtype=torch.float64)
+    return v / v.norm(dim=0, keepdim=True)
+
+
+def wasserstein2_1d(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Exact W2 between the empirical laws of the columns of ``a`` (n, K) and ``b`` (m, K), float64 (K,).
+
+    ``W2^2 = int_0^1 (Q_a(u) - Q_b(u))^2 du`` with Q the empirical quantile functions (step functions
+    jumping at i/n and j/m); the integral is summed exactly over the merged breakpoints, so n != m is
+    allowed.
+    """
+    n, m = a.shape[0], b.shape[0]
+    sa, _ = torch.sort(a.to(torch.float64), dim=0)
+    sb, _ = torch.sort(b.to(torch.float64), dim=0)
+    if n == m:
+        return (sa - sb).pow(2).mean(0).sqrt()
+    u = torch.cat([torch.arange(1, n + 1, dtype=torch.float64) / n, torch.arange(1, m + 1, dtype=torch.float64) / m])
+    u = torch.unique(torch.cat([torch.zeros(1, dtype=torch.float64), u]))  # sorted breakpoints 0 .. 1
+    width, mid = u[1:] - u[:-1], (u[1:] + u[:-1]) / 2
+    ia = torch.clamp((mid * n).long(), max=n - 1)
+    ib = torch.clamp((mid * m).long(), max=m - 1)
+    return ((sa[ia] - sb[ib]).pow(2) * width[:, None]).sum(0).sqrt()
+
+
+def _patches(x: torch.Tensor, patch: int, limit: int | None, g: torch.Generator) -> torch.Tensor:
+    p = torch.nn.functional.unfold(x.to(torch.float64), patch)  # (N, C*patch^2, L)
+    p = p.transpose(1, 2).reshape(-1, p.shape[1])
+    if limit is not None and p.shape[0] > limit:
+        p = p[torch.randperm(p.shape[0], generator=g)[:limit]]
+    return p
+
+
+def patch_swd(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    patch: int = 7,
+    scales: int = 3,
+    projections: int = 512,
+    max_patches: int | None = 65536,
+    seed: int = 0,
+) -> dict:
+    """Multi-scale patch sliced-Wasserstein distance between two sets of images (in image units).
+
+    For each scale ``s = 0..scales-1`` both sets are averaged over 2^s x 2^s blocks (scales 1, 1/2,
+    1/4, ...), every ``patch x patch`` patch of every image is a point of R^d (d = C patch^2), and
+
+        SW2_s = ( mean_k W2( <theta_k, P_x>, <theta_k, P_y> )^2 )^(1/2)
+
+    over ``projections`` seeded random unit directions ``theta_k`` (:func:`swd_directions`, the same
+    for x and y), W2 the exact 1-D Wasserstein-2 distance (:func:`wasserstein2_1d`). No per-patch
+    normalisation: grey-level differences count. ``swd`` is the mean of the per-scale values.
+
+    Units: image units. A uniform grey-level shift ``y = x + mu`` gives exactly
+    ``SW2 = |mu| sqrt(mean_k <theta_k, 1>^2)``, whose expectation over directions is ``|mu|``
+    (``E <theta, 1>^2 = |1|^2 / d = 1`` for theta uniform on the sphere).
+
+    Patches: when a set has more than ``max_patches`` patches at a scale, a seeded random subset of
+    that many is used (None: all). Sets of different sizes are allowed.
+    Returns ``{"swd": float, "per_scale": [float, ...], "patches": [(n_x, n_y), ...]}``.
+    """
+    for name, v in (("x", x), ("y", y)):
+        if not isinstance(v, torch.Tensor) or v.ndim != 4:
+            raise ValueError(f"patch_swd: {name} must be a (N, C, H, W) tensor of images.")
+        if not torch.isfinite(v).all():
+            raise ValueError(f"patch_swd: {name} contains NaN or infinite values.")
+    if x.shape[1] != y.shape[1]:
+        raise ValueError(f"patch_swd: x has {x.shape[1]} channels, y has {y.shape[1]}; compare images of the same kind.")
+    if patch < 1 or scales < 1 or projections < 1:
+        raise ValueError("patch_swd: patch, scales and projections must be >= 1.")
+    smallest = min(x.shape[-2:] + y.shape[-2:])
+    if smallest // 2 ** (scales - 1) < patch:
+        raise ValueError(
+            f"patch_swd: images of {smallest} px are too small for {patch}x{patch} patches at scale 1/{2 ** (scales - 1)}; "
+            f"use fewer scales or smaller patches."
+        )
+    g = torch.Generator().manual_seed(int(seed) + 1)
+    dirs = swd_directions(x.shape[1] * patch * patch, projections, seed)
+    per_scale, counts = [], []
+    for s in range(scales):
+        xs = torch.nn.functional.avg_pool2d(x.detach().cpu().double(), 2**s) if s else x.detach().cpu().double()
+        ys = torch.nn.functional.avg_pool2d(y.detach().cpu().double(), 2**s) if s else y.detach().cpu().double()
+        px, py = _patches(xs, patch, max_patches, g), _patches(ys, patch, max_patches, g)
+        w = wasserstein2_1d(px @ dirs, py @ dirs)
+        per_scale.append(float(w.pow(2).mean().sqrt()))
+        counts.append((px.shape[0], py.shape[0]))
+    return {"swd": sum(per_scale) / len(per_scale), "per_scale": per_scale, "patches": counts}
+
+
+def nearest_crop_distance(x: torch.Tensor, images: torch.Tensor, chunk: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+    """Distance of each image of ``x`` (B, C, h, w) to its nearest crop among all h x w crops (every
+    position, stride 1) of the larger ``images`` (K, C, H, W): the memorisation check.
+
+    Distance = RMS pixel difference ``sqrt(mean((x_i - crop)^2))`` in image units; computed exactly in
+    float64 with ``|x|^2 + |crop|^2 - 2 <x, crop>`` (cross-correlations by conv2d). Returns
+    ``(distances (B,), where (B, 3) = (image index, row, column) of the nearest crop)``.
+    """
+    if x.ndim != 4 or images.ndim != 4 or x.shape[1] != images.shape[1]:
+        raise ValueError(
+            f"nearest_crop_distance: need x (B, C, h, w) and images (K, C, H, W) with the same C, got {tuple(x.shape)} and {tuple(images.shape)}."
+        )
+    B, C, h, w = x.shape
+    if h > images.shape[-2] or w > images.shape[-1]:
+        raise ValueError(f"nearest_crop_distance: {h}x{w} images do not fit in {tuple(images.shape[-2:])} training images.")
+    xd, imd = x.detach().cpu().double(), images.detach().cpu().double()
+    ones = torch.ones(1, C, h, w, dtype=torch.float64)
+    best = torch.full((B,), float("inf"), dtype=torch.float64)
+    where = torch.zeros(B, 3, dtype=torch.long)
+    xsq = xd.pow(2).flatten(1).sum(1)
+    for k in range(imd.shape[0]):
+        im = imd[k : k + 1]
+        csq = torch.nn.functional.conv2d(im.pow(2), ones)[0, 0]  # |crop|^2 at every position
+        W2 = csq.shape[1]
+        for i in range(0, B, chunk):
+            cross = torch.nn.functional.conv2d(im, xd[i : i + chunk])[0]  # (b, H', W')
+            d2 = (xsq[i : i + chunk, None, None] + csq[None] - 2 * cross).flatten(1)
+            v, j = d2.min(1)
+            better = v < best[i : i + chunk]
+            idx = torch.arange(i, i + v.numel())[better]
+            best[idx] = v[better]
+            where[idx] = torch.stack([torch.full_like(j[better], k), j[better] // W2, j[better] % W2], 1)
+    return (best.clamp(min=0) / (C * h * w)).sqrt(), where

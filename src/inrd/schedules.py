@@ -323,4 +323,6 @@ def gammas(sigmas, rho: Relaxation = "canonical", start_noise: float = 0.0) -> t
             f"gamma_{t}^2 = {g2[t].item():.3g} < 0: rho_{t + 1} = {r[t + 1].item():.6g} denoises too little; "
             f"it must be >= 1 - sigma_{t}/sigma_{t + 1} = {need:.6g}."
         )
-    return torch.sqrt(torch.clamp(g2, min=0.0))
+    # gamma_t^2 within the rounding slack is 0 (e.g. "ddim", where it is 0 in real arithmetic); its square
+    # root would otherwise inject noise of ~1e-8 sigma_t into a deterministic scheme.
+    return torch.sqrt(torch.where(g2 <= tiny, torch.zeros_like(g2), g2))

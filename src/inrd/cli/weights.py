@@ -1,0 +1,72 @@
+"""``inrd weights``: list, fetch and verify known checkpoints (the work lives in :mod:`inrd.weights`).
+
+    inrd weights list [--verify]          what is usable offline right now, with paths
+    inrd weights fetch NAME [--url URL]   download NAME into the cache (the only command that downloads)
+    inrd weights verify NAME|PATH [--sha256 HEX]
+"""
+
+from __future__ import annotations
+
+from .. import weights as W
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "weights",
+        help="list, fetch and verify pretrained checkpoints",
+        description=f"Known checkpoints and the local cache ($INRD_CACHE, default ~/.cache/inrd; now {W.cache_dir()}).",
+    )
+    sub = p.add_subparsers(dest="weights_command", metavar="ACTION", required=True)
+
+    ls = sub.add_parser("list", help="checkpoints usable offline right now, with their paths")
+    ls.add_argument("--verify", action="store_true", help="also check sha256 of present files (reads them fully)")
+    ls.set_defaults(func=run_list)
+
+    fe = sub.add_parser("fetch", help="download a checkpoint into the cache, checking its sha256")
+    downloadable = ", ".join(n for n in W.names() if W.REGISTRY[n].kind == "download")
+    fe.add_argument("name", metavar="NAME", help=f"one of {downloadable}")
+    fe.add_argument("--url", default=None, help="download from this URL instead (a mirror serving the same file)")
+    fe.add_argument("--quiet", action="store_true", help="no progress bar")
+    fe.set_defaults(func=run_fetch)
+
+    ve = sub.add_parser("verify", help="check the sha256 of a registry checkpoint or of a file")
+    ve.add_argument("target", metavar="NAME|PATH")
+    ve.add_argument("--sha256", default=None, help="expected hex digest for a PATH")
+    ve.set_defaults(func=run_verify)
+
+
+def run_list(args) -> int:
+    rows = W.available(verify_hash=args.verify)
+    width = max(len(n) for n, _, _ in rows)
+    swidth = max(len(s) for _, s, _ in rows)
+    for name, status, path in rows:
+        c = W.REGISTRY[name]
+        where = str(path) if path is not None else f"(package '{c.package}' not installed)"
+        print(f"{name:<{width}}  {status:<{swidth}}  {where}")
+    print(f"cache: {W.cache_dir()} (set INRD_CACHE to change it); download with `inrd weights fetch NAME`.")
+    return 0
+
+
+def run_fetch(args) -> int:
+    path = W.fetch(args.name, url=args.url, progress=not args.quiet)
+    print(f"{args.name}: {path}")
+    return 0
+
+
+def run_verify(args) -> int:
+    target = args.target
+    if target in W.REGISTRY:
+        if args.sha256:
+            raise ValueError("--sha256 is for a PATH; a registry checkpoint is checked against its known hash.")
+        path = W.resolve(target)  # checks size and sha256, raises ValueError with the fix
+        print(f"{target}: ok  sha256 {W.expected_sha256(target, path)}  {path}")
+        return 0
+    path = W.resolve(target)
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder; give a checkpoint file.")
+    digest = W.verify(path, args.sha256)
+    known = [n for n, c in W.REGISTRY.items() if c.sha256 and c.sha256.lower() == digest]
+    note = f"  (this is {known[0]})" if known else ""
+    status = "ok  " if args.sha256 else ""
+    print(f"{path}: {status}sha256 {digest}{note}")
+    return 0

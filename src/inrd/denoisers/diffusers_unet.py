@@ -1,0 +1,162 @@
+"""Any diffusers eps-prediction ``UNet2DModel`` as a [0, 1] denoiser, through paper eq. (15).
+
+The network and its scheduler's ``alphas_cumprod`` go through the same
+:class:`inrd.denoisers.EpsDenoiser` as DiffUNet (one implementation of eq. 15 for every eps-model):
+
+    w = 2u - 1,  s = 2 sigma,  D(u) = (w - s * eps(w / sqrt(1 + s^2), t(s)) + 1) / 2,
+
+with ``t(s)`` the scheduler's 0-based training timestep whose noise level is nearest to ``s`` (or a
+fractional one with ``timestep="interp"``). Only the training schedule matters: sampling-time
+options of the scheduler (``clip_sample``, ``timestep_spacing``, thresholding...) play no role in D.
+The model is assumed trained on images in [-1, 1] (diffusers' convention), with ``in_channels``
+image channels; extra output channels (learned variance) are dropped.
+
+Schedulers predicting ``v_prediction`` or ``sample`` are rejected: eq. (15) needs eps.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..schedules import ddpm_alphas_cumprod
+from .eps import EpsDenoiser
+
+__all__ = ["build", "DiffusersEps", "load_folder"]
+
+
+class DiffusersEps(nn.Module):
+    """``eps(x, t)`` of a diffusers ``UNet2DModel``: ``x`` in [-1, 1]-scaled units, ``t`` (B,) timesteps."""
+
+    def __init__(self, unet: nn.Module):
+        super().__init__()
+        self.unet = unet
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        dtype = next(self.unet.parameters()).dtype
+        out = self.unet(x.to(dtype), t.to(x.device))
+        out = out.sample if hasattr(out, "sample") else out[0]
+        return out.to(x.dtype)
+
+
+def _scheduler_config_file(folder: Path) -> Path:
+    for candidate in (folder / "scheduler_config.json", folder / "scheduler" / "scheduler_config.json"):
+        if candidate.is_file():
+            return candidate
+    raise ValueError(
+        f"no scheduler_config.json in {folder} or {folder / 'scheduler'}: save the training scheduler next to the "
+        f"model with scheduler.save_pretrained(folder), or pass scheduler= explicitly."
+    )
+
+
+def load_folder(folder) -> tuple[nn.Module, object]:
+    """``(unet, scheduler)`` from a local folder written by ``save_pretrained`` (offline only).
+
+    Accepted layouts: ``folder/{config.json, weights, scheduler_config.json}`` (a UNet and a scheduler
+    saved into the same folder) or a pipeline folder ``folder/unet/`` + ``folder/scheduler/``.
+    """
+    import diffusers
+    from diffusers import UNet2DModel
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ValueError(f"diffusers weights must be a folder written by save_pretrained, got {folder}.")
+    unet_dir = folder / "unet" if (folder / "unet" / "config.json").is_file() else folder
+    if not (unet_dir / "config.json").is_file():
+        raise ValueError(f"no UNet config.json in {folder} (or {folder / 'unet'}); save the model with unet.save_pretrained(folder).")
+    try:
+        unet = UNet2DModel.from_pretrained(unet_dir, local_files_only=True)
+    except (OSError, ValueError, RuntimeError, KeyError, TypeError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ValueError(f"cannot load a UNet2DModel from {unet_dir}: {first}") from None
+    cfg_file = _scheduler_config_file(folder)
+    try:
+        cfg = json.loads(cfg_file.read_text())
+    except ValueError as e:
+        raise ValueError(f"{cfg_file} is not valid JSON ({e}).") from None
+    cls_name = cfg.get("_class_name", "DDPMScheduler")
+    cls = getattr(diffusers, cls_name, None)
+    if cls is None or not hasattr(cls, "from_config"):
+        raise ValueError(f"{cfg_file} names an unknown scheduler class {cls_name!r} for this diffusers version.")
+    return unet, cls.from_config(cfg)
+
+
+def _alphas_cumprod(scheduler) -> torch.Tensor:
+    pred = getattr(getattr(scheduler, "config", None), "prediction_type", "epsilon")
+    if pred != "epsilon":
+        raise ValueError(
+            f"the scheduler's prediction_type is {pred!r}: this adapter needs an eps-prediction model "
+            f"(prediction_type='epsilon'); v-prediction and sample-prediction models are not supported."
+        )
+    abar = getattr(scheduler, "alphas_cumprod", None)
+    if abar is None:
+        raise ValueError(f"{type(scheduler).__name__} has no alphas_cumprod; give a DDPM-type scheduler (e.g. DDPMScheduler).")
+    abar = torch.as_tensor(abar, dtype=torch.float64).reshape(-1)
+    if abar.numel() and float(abar[-1]) <= 0:
+        raise ValueError("the scheduler reaches alphabar = 0 (zero terminal SNR, infinite sigma_T); eq. (15) needs alphabar > 0.")
+    return abar
+
+
+def _defaults(unet, den: EpsDenoiser, abar: torch.Tensor) -> dict:
+    cfg = unet.config
+    size = cfg.sample_size
+    if isinstance(size, (list, tuple)):
+        size = size[0] if len(set(size)) == 1 else None
+    out = {"channels": int(cfg.in_channels), "init": 0.5, "init_std": 0.0}
+    if size:
+        out["size"] = int(size)
+    T = abar.numel()
+    linear = ddpm_alphas_cumprod(T)
+    if T == 1000 and torch.allclose(abar, linear, rtol=1e-5, atol=0):  # float32 schedulers: ~1e-7 relative
+        out.update(schedule="ddpm", steps=T)
+    else:  # another training grid: sample inside its range
+        lo, hi = den.sigma_range
+        out.update(sigma_min=lo, sigma_max=hi, steps=T)
+    return out
+
+
+def build(
+    weights=None,
+    device=None,
+    model=None,
+    scheduler=None,
+    timestep: str = "nearest",
+    clamp: bool = False,
+) -> EpsDenoiser:
+    """A diffusers eps-prediction ``UNet2DModel`` as ``D(u, sigma)`` on images in [0, 1] (paper eq. 15).
+
+    Args:
+        weights: a local folder written by ``save_pretrained`` holding the UNet and its scheduler
+            config (see :func:`load_folder`); loaded with ``local_files_only=True``, never downloaded.
+        model, scheduler: or the objects themselves (both required; the scheduler gives the training
+            ``alphas_cumprod`` and must have ``prediction_type="epsilon"``).
+        timestep, clamp: see :class:`EpsDenoiser`.
+    """
+    if weights is not None:
+        if model is not None or scheduler is not None:
+            raise ValueError("give either weights (a save_pretrained folder) or model= and scheduler=, not both.")
+        from ..weights import resolve
+
+        model, scheduler = load_folder(resolve(weights))
+    elif model is None:
+        raise ValueError(
+            "the diffusers adapter needs weights= (a local folder written by save_pretrained with the UNet and its "
+            "scheduler config) or model= and scheduler= objects."
+        )
+    elif scheduler is None:
+        raise ValueError("pass scheduler= (the one the model was trained with, e.g. DDPMScheduler()) along with model=.")
+    cfg = getattr(model, "config", None)
+    if cfg is None or not hasattr(cfg, "in_channels"):
+        raise ValueError(f"model must be a diffusers UNet2DModel, got {type(model).__name__}.")
+    if getattr(cfg, "num_class_embeds", None) or getattr(cfg, "class_embed_type", None):
+        raise ValueError("class-conditional UNets are not supported (D(x, sigma) has no label); use an unconditional model.")
+    abar = _alphas_cumprod(scheduler)
+    model.eval()
+    den = EpsDenoiser(DiffusersEps(model), abar, timestep=timestep, clamp=clamp).eval()
+    den.sampling_defaults = _defaults(model, den, abar)
+    if device is not None:
+        den = den.to(device)
+    return den

@@ -1,0 +1,161 @@
+"""``inrd-small``: the small DDPM eps-network trained and shipped by inrd (see docs/small_model.md).
+
+A scaled-down diffusers ``UNet2DModel`` (the DiffUNet family: residual blocks, sinusoidal timestep
+embedding, attention at the lowest resolution), trained with the DDPM objective and linear betas
+(T = 1000) by :mod:`inrd.train` on 32 x 32 grayscale crops of scikit-image textures. It becomes a
+``D(x, sigma)`` denoiser in [0, 1] units through :class:`inrd.denoisers.EpsDenoiser` (paper eq. 15),
+with the DDPM alphas_cumprod it was trained on.
+
+Files: ``inrd/checkpoints/inrd_small.safetensors`` (EMA weights, float16) and ``inrd_small.json``
+(network config, data, training facts, and the ``sha256`` of the safetensors file, verified on load).
+A model trained with ``inrd train --out DIR`` is loaded with ``weights="DIR/inrd_small.safetensors"``
+(its JSON sidecar is read from the same folder).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..schedules import ddpm_alphas_cumprod
+from .eps import EpsDenoiser
+
+__all__ = ["build", "make_unet", "unet_config", "UNetEps", "BUNDLED", "read_checkpoint", "sha256"]
+
+BUNDLED = Path(__file__).resolve().parents[1] / "checkpoints" / "inrd_small.safetensors"
+
+# Pruned DDPM steps used by default when sampling with this model (`inrd sample`): see
+# docs/small_model.md for the quality-vs-steps measurements that support this choice.
+DEFAULT_STEPS = 50
+
+
+def unet_config(size: int = 32, channels=(32, 64, 64), layers_per_block: int = 1, in_channels: int = 1) -> dict:
+    """Keyword arguments of the diffusers ``UNet2DModel`` used by inrd-small (all levels but the last
+    are plain residual blocks; the lowest resolution, and the middle block, have self-attention)."""
+    channels = tuple(int(c) for c in channels)
+    if len(channels) < 2 or any(c < 8 or c % 8 for c in channels):
+        raise ValueError(f"channels must be >= 2 multiples of 8 (one per resolution level), got {channels}.")
+    if int(size) != size or size < 8 or size % 2 ** (len(channels) - 1):
+        raise ValueError(f"size must be divisible by 2^(levels-1) = {2 ** (len(channels) - 1)}, got {size}.")
+    n = len(channels)
+    return {
+        "sample_size": int(size),
+        "in_channels": int(in_channels),
+        "out_channels": int(in_channels),
+        "block_out_channels": list(channels),
+        "layers_per_block": int(layers_per_block),
+        "down_block_types": ["DownBlock2D"] * (n - 1) + ["AttnDownBlock2D"],
+        "up_block_types": ["AttnUpBlock2D"] + ["UpBlock2D"] * (n - 1),
+        "norm_num_groups": 8 if min(channels) < 32 else 16,
+        "attention_head_dim": 32,
+    }
+
+
+class UNetEps(nn.Module):
+    """``eps(x, t)`` from a diffusers ``UNet2DModel`` (x in [-1, 1] units, t timesteps 0..T-1)."""
+
+    def __init__(self, config: dict):
+        super().__init__()
+        from diffusers import UNet2DModel
+
+        self.unet = UNet2DModel(**config)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return self.unet(x, t).sample
+
+
+def make_unet(config: dict) -> UNetEps:
+    """Build the (randomly initialised) eps-network of a config from :func:`unet_config`."""
+    return UNetEps(config)
+
+
+def sha256(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def read_checkpoint(weights=None) -> tuple[dict, dict]:
+    """Read and verify an inrd-small checkpoint: ``(state_dict in float32, metadata)``.
+
+    ``weights`` is None (the bundled model) or the path of a ``.safetensors`` file with its JSON
+    sidecar (same name, ``.json``). Raises ``ValueError`` when a file is missing, when the sha256 of
+    the weights differs from the one recorded in the JSON (corrupted or modified file), or when the
+    file cannot be parsed.
+    """
+    from safetensors import SafetensorsError
+    from safetensors.torch import load_file
+
+    path = BUNDLED if weights is None else Path(weights)
+    if path.suffix != ".safetensors":
+        raise ValueError(f"inrd-small weights must be a .safetensors file (written by `inrd train`), got {path}.")
+    if not path.is_file():
+        raise ValueError(f"inrd-small weights {path} not found; reinstall inrd or train one with `inrd train`.")
+    sidecar = path.with_suffix(".json")
+    if not sidecar.is_file():
+        raise ValueError(f"{sidecar} not found: inrd-small weights need their JSON sidecar (config + sha256) next to them.")
+    try:
+        meta = json.loads(sidecar.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{sidecar} is not valid JSON ({e.msg}, line {e.lineno}); restore it from `inrd train`.") from None
+    if "unet" not in meta:
+        raise ValueError(f"{sidecar} has no 'unet' config; it was not written by `inrd train`.")
+    expected = str(meta.get("sha256", ""))  # inrd.weights reads the same key for the bundled file
+    actual = sha256(path)
+    if not expected:
+        raise ValueError(f"{sidecar} records no 'sha256' of {path.name}; refusing unverified weights.")
+    if actual != expected:
+        raise ValueError(
+            f"sha256 mismatch for {path}: expected {expected[:16]}..., got {actual[:16]}...; the file is corrupted "
+            f"or was modified (reinstall inrd, or retrain with `inrd train`)."
+        )
+    try:
+        state = load_file(str(path))
+    except (SafetensorsError, OSError) as e:
+        raise ValueError(f"cannot read {path} as safetensors: {e}") from None
+    return {k: v.float() for k, v in state.items()}, meta
+
+
+def build(weights=None, device=None, timestep: str = "nearest", clamp: bool = False, **options) -> EpsDenoiser:
+    """The inrd-small denoiser ``D(x, sigma)`` on (B, 1, 32, 32) grayscale images in [0, 1].
+
+    Args:
+        weights: None for the bundled checkpoint, or a ``.safetensors`` path written by ``inrd train``.
+        device: where to put the network (default CPU).
+        timestep, clamp: see :class:`~inrd.denoisers.EpsDenoiser` (nearest DDPM timestep, no clamp).
+
+    The result is an :class:`EpsDenoiser` (paper eq. 15) in eval mode with ``sigma_range`` = the DDPM
+    range (0.0050, 78.70) and ``sampling_defaults`` (pruned DDPM, start V_T = 0.5 as in the paper).
+    """
+    if options:
+        raise ValueError(f"inrd-small takes no option(s) {', '.join(sorted(options))}; only weights, device, timestep, clamp.")
+    state, meta = read_checkpoint(weights)
+    net = make_unet(meta["unet"])
+    try:
+        net.unet.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        raise ValueError(f"weights do not match the config in the JSON sidecar: {str(e).splitlines()[0]}") from None
+    sched = meta.get("schedule", {})
+    abar = ddpm_alphas_cumprod(int(sched.get("T", 1000)), float(sched.get("beta_start", 1e-4)), float(sched.get("beta_end", 0.02)))
+    den = EpsDenoiser(net, abar, timestep=timestep, clamp=clamp).eval()
+    if device is not None:
+        den = den.to(device)
+    cfg = meta["unet"]
+    den.sampling_defaults = {
+        "schedule": "ddpm",
+        "steps": int(meta.get("sampling", {}).get("steps", DEFAULT_STEPS)),
+        "init": 0.5,
+        "init_std": 0.0,
+        "channels": int(cfg["in_channels"]),
+        "size": int(cfg["sample_size"]),
+    }
+    den.metadata = meta
+    for p in den.parameters():
+        p.requires_grad_(False)
+    return den

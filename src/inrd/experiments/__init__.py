@@ -1,0 +1,9 @@
+"""One module per figure of the paper, each with ``run(out_dir, ...) -> dict`` that writes the figure
+(PNG) and a JSON of every parameter and number. ``inrd reproduce figN`` calls them."""
+
+FIGURES = {
+    "fig1": "inrd.experiments.fig1",
+    "fig2": "inrd.experiments.fig2",
+    "fig3": "inrd.experiments.fig3",
+    "fig4": "inrd.experiments.fig4",
+}

@@ -1,0 +1,58 @@
+"""Figure 1 of the paper: noise schedules, log sigma_t against t.
+
+Shown: the DDPM training grid (T = 1000) with the other schedules of :mod:`inrd.schedules` on the same
+range [sigma_1, sigma_T] = [0.005, 78.7], and the low-noise schedules used with off-the-shelf
+denoisers in Fig. 3 (range [0.002, 0.2], the noise range DRUNet/FFDNet were trained on).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .. import io, schedules as S
+
+
+def schedule_table() -> dict:
+    """Named schedules of the figure: name -> sigmas (float64 tensors, sigma_0 = 0)."""
+    lo, hi = S.ddpm()[1].item(), S.ddpm()[-1].item()
+    return {
+        "ddpm (T=1000)": S.ddpm(),
+        "cosine (T=1000)": S.cosine(),
+        "karras rho=7 (T=1000)": S.karras(1000, lo, hi),
+        "geometric (T=1000)": S.geometric(1000, lo, hi),
+        "super-geometric p=2 (T=1000)": S.super_geometric(1000, lo, hi),
+        "affine (T=1000)": S.affine(1000, lo, hi),
+        "super-geometric [0.002, 0.2] (T=400)": S.super_geometric(400, 0.002, 0.2),
+        "affine [0.002, 0.2] (T=400)": S.affine(400, 0.002, 0.2),
+    }
+
+
+def plot(table: dict, path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for name, s in table.items():
+        T = s.numel() - 1
+        t = [k / T for k in range(1, T + 1)]
+        ax.semilogy(t, s[1:].tolist(), label=name, ls="--" if "0.002" in name else "-")
+    ax.axhline(1.0, color="gray", lw=0.5)
+    ax.set_xlabel("t / T")
+    ax.set_ylabel("sigma_t  ([0, 1] image units)")
+    ax.set_title("Noise schedules (cf. paper Fig. 1)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    with io.atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+
+
+def run(out_dir="figures", **_) -> dict:
+    out = io.ensure_writable_dir(out_dir)
+    table = schedule_table()
+    plot(table, Path(out) / "fig1.png")
+    rows = {n: {"T": s.numel() - 1, "sigma_1": s[1].item(), "sigma_T": s[-1].item()} for n, s in table.items()}
+    io.write_json(Path(out) / "fig1.json", {"figure": "fig1", "schedules": rows, "versions": io.versions()})
+    return {"png": str(Path(out) / "fig1.png"), "schedules": rows}

@@ -1,0 +1,172 @@
+"""Sample quality against the number of steps: IND vs canonical INRD with the shipped inrd-small model.
+
+The paper's headline experiment (Section 3.1, Fig. 2) runs IND (rho_t = 1) and INRD with the
+canonical relaxation rho_t = 1 - sigma_{t-1}^2 / sigma_t^2 (= DDPM, eq. 21) on pruned DDPM grids
+``sigma'_k = sigma_{a_k}`` and claims that "both IND and INRD produce convincing samples, even for 20
+steps". Here the denoiser is our own DDPM model (:mod:`inrd.denoisers.small`), so the claim can be
+measured instead of eyeballed:
+
+* quality = multi-scale patch sliced-Wasserstein distance (:func:`inrd.metrics.patch_swd`, 7x7
+  patches at scales 1, 1/2, 1/4) between the samples and ``samples`` real crops of the held-out
+  region ("ref", never seen in training);
+* its noise floor = the same distance between two sets of real held-out crops from disjoint regions
+  ("floor" vs "ref"), over several draws: a perfect sampler cannot do better than this, and gaps
+  smaller than its spread are not significant;
+* memorisation = RMS distance of each sample to its nearest training crop (every position of the
+  training region), compared with the same distance for real held-out crops.
+
+Samples start at V_T = 0.5 as in the paper, use one noise generator per sample (seeded), and are
+clamped to [0, 1] before measuring (the fraction of pixels that needed clamping by more than 1/255 is
+recorded). Cost: one network call per step and per batch, i.e. 2 x 1430 calls of a batch of
+``samples`` images; with the default ``samples=32`` this takes about 5-15 minutes on one CPU core
+(measured: see docs/small_model.md). The experiment writes ``quality.json`` (every number and
+parameter), ``quality.png`` (SWD and nearest-neighbour distance against the steps) and
+``quality_samples.png`` (the first 8 samples of every run, plus real crops).
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+from .. import io
+from ..denoisers.small import build
+from ..metrics import nearest_crop_distance, patch_swd
+from ..sampler import sample
+from ..schedules import ddpm, prune
+from ..train import random_crops, region
+from .common import save_figure_grid
+
+__all__ = ["run", "STEPS"]
+
+STEPS = (1000, 250, 100, 50, 20, 10)
+METHODS = {"ind": "IND (rho = 1)", "canonical": "INRD canonical (= DDPM)"}
+
+
+def _real(part: str, n: int, size: int, seed: int) -> torch.Tensor:
+    return random_crops(region(part), n, size, torch.Generator().manual_seed(seed))
+
+
+def run(
+    out_dir,
+    samples: int = 32,
+    steps=STEPS,
+    seed: int = 0,
+    weights=None,
+    floor_draws: int = 5,
+    threads: int | None = None,
+    progress: bool = True,
+) -> dict:
+    """Run the experiment into ``out_dir``; return the JSON dict (see the module docstring)."""
+    if int(samples) != samples or samples < 2:
+        raise ValueError(f"samples must be an integer >= 2, got {samples!r}.")
+    if threads is not None:
+        torch.set_num_threads(int(threads))
+    out = io.ensure_writable_dir(out_dir)
+    den = build(weights)
+    size = den.sampling_defaults["size"]
+    train_images = region("train")[:, None]  # (3, 1, H, W)
+
+    ref = _real("ref", samples, size, 1000)
+    floors = [patch_swd(_real("floor", samples, size, 2000 + i), ref) for i in range(floor_draws)]
+    floor_swd = np.array([f["swd"] for f in floors])
+    train_vs_ref = patch_swd(_real("train", samples, size, 3000), ref)
+    nn_ref, _ = nearest_crop_distance(ref, train_images)
+
+    runs, tiles = [], {}
+    for rho in METHODS:
+        for n in steps:
+            t0 = time.perf_counter()
+            x = sample(den, prune(ddpm(), n), rho, shape=(samples, 1, size, size), init=0.5, seed=seed, progress=progress)
+            seconds = time.perf_counter() - t0
+            out_of_range = float(((x < -1 / 255) | (x > 1 + 1 / 255)).float().mean())
+            xc = x.clamp(0, 1)
+            swd = patch_swd(xc, ref)
+            nn, _ = nearest_crop_distance(xc, train_images)
+            runs.append(
+                {
+                    "method": rho,
+                    "steps": int(n),
+                    "swd": swd["swd"],
+                    "swd_per_scale": swd["per_scale"],
+                    "nn_median": float(nn.median()),
+                    "nn_min": float(nn.min()),
+                    "out_of_range_fraction": out_of_range,
+                    "mean": float(xc.mean()),
+                    "std": float(xc.std()),
+                    "seconds": round(seconds, 1),
+                }
+            )
+            tiles[(rho, n)] = xc[:8]
+            if progress:
+                r = runs[-1]
+                print(f"{rho:9s} {n:5d} steps: SWD {r['swd']:.4f} (floor {floor_swd.mean():.4f}), NN median {r['nn_median']:.4f}, {seconds:.0f} s")
+
+    result = {
+        "experiment": "quality vs steps, IND vs canonical INRD, pruned DDPM grids, inrd-small",
+        "denoiser": "inrd-small",
+        "weights_sha256": den.metadata.get("sha256"),
+        "samples": int(samples),
+        "seed": int(seed),
+        "image_size": size,
+        "init": 0.5,
+        "metric": {"swd": "patch_swd(patch=7, scales=3 (1, 1/2, 1/4), projections=512, seed=0), image units", "nn": "RMS distance to nearest training crop"},
+        "floor": {
+            "swd_mean": float(floor_swd.mean()),
+            "swd_std": float(floor_swd.std(ddof=1)) if floor_draws > 1 else None,
+            "swd_draws": floor_swd.tolist(),
+            "swd_per_scale_mean": np.mean([f["per_scale"] for f in floors], 0).tolist(),
+            "what": "SWD between two sets of real held-out crops from disjoint regions (floor vs ref)",
+        },
+        "train_vs_ref_swd": train_vs_ref["swd"],
+        "nn_heldout_median": float(nn_ref.median()),
+        "nn_heldout_min": float(nn_ref.min()),
+        "data_mean": float(ref.mean()),
+        "data_std": float(ref.std()),
+        "runs": runs,
+        "versions": io.versions(),
+    }
+    io.write_json(out / "quality.json", result)
+    _plot(out / "quality.png", result)
+    rows = [[tiles[(rho, n)] for n in steps] for rho in METHODS]
+    rows.append([ref[8 * i : 8 * i + 8] for i in range(len(steps))])
+    save_figure_grid(
+        out / "quality_samples.png",
+        rows,
+        [METHODS[m] for m in METHODS] + ["real held-out crops"],
+        [f"{n} steps" for n in steps],
+        "inrd-small: IND vs canonical INRD on pruned DDPM grids (first 8 samples, seed %d)" % seed,
+    )
+    return result
+
+
+def _plot(path, r: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for m, label in METHODS.items():
+        rs = [x for x in r["runs"] if x["method"] == m]
+        axes[0].plot([x["steps"] for x in rs], [x["swd"] for x in rs], "o-", label=label)
+        axes[1].plot([x["steps"] for x in rs], [x["nn_median"] for x in rs], "o-", label=label)
+    f = r["floor"]
+    lo = f["swd_mean"] - 2 * (f["swd_std"] or 0)
+    hi = f["swd_mean"] + 2 * (f["swd_std"] or 0)
+    axes[0].axhspan(lo, hi, color="gray", alpha=0.3, label="floor (real vs real, mean +- 2 sd)")
+    axes[0].axhline(r["train_vs_ref_swd"], color="gray", ls=":", label="training crops vs held-out")
+    axes[1].axhline(r["nn_heldout_median"], color="gray", ls="--", label="real held-out crops")
+    axes[0].set_ylabel("patch SWD to held-out crops")
+    axes[1].set_ylabel("median distance to nearest training crop")
+    for ax in axes:
+        ax.set_xscale("log")
+        ax.set_xlabel("steps (pruned DDPM grid)")
+        ax.legend(fontsize=7)
+    fig.suptitle(f"inrd-small, {r['samples']} samples per point", fontsize=9)
+    fig.tight_layout()
+    with io.atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)

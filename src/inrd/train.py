@@ -1,0 +1,359 @@
+"""Train inrd-small: an eps-predicting diffusion network with the DDPM objective (Ho et al. 2020).
+
+The objective is the one every DDPM-family denoiser used in the paper was trained with: for clean
+images ``w`` in [-1, 1], timesteps ``k`` uniform in ``0..T-1`` (the paper's ``t = k + 1``) and
+``e ~ N(0, Id)``,
+
+    x_k = sqrt(abar_k) w + sqrt(1 - abar_k) e,       loss = || eps(x_k, k) - e ||^2,
+
+with the linear betas ``linspace(1e-4, 0.02, 1000)``. By the paper's eq. (15) minimising it is
+learning the MMSE denoiser at every DDPM noise level ``sigma_t`` at once.
+
+Data (shipped with scikit-image, so training is offline): the grayscale textures brick, grass and
+gravel, each averaged 2 x 2 down to 256 x 256, so a 32 x 32 crop holds a few bricks / stones /
+blades. The rightmost 64 columns of every texture are held out: their top half (``"ref"``) is the
+reference set of the quality experiment, their bottom half (``"floor"``) an independent real set for
+the metric's noise floor. Training crops come from the left 192 columns only (``"train"``).
+
+Reproducibility: the network initialisation uses ``seed``; crops, timesteps and noise each have their
+own ``torch.Generator`` seeded from ``seed``, so a run is a deterministic function of its options
+(on CPU with a fixed thread count). The training state (weights, EMA weights, Adam state, step, the
+three generator states, loss history) is written atomically every ``checkpoint_every`` steps;
+``resume=True`` continues from it, bit for bit as if the run had not stopped. The learning rate is
+constant after a linear warm-up, so ``steps`` can be raised when resuming.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from .denoisers.small import DEFAULT_STEPS, make_unet, sha256, unet_config
+from .io import atomic_path, ensure_writable_dir, versions
+from .schedules import ddpm_alphas_cumprod
+
+__all__ = [
+    "TEXTURES",
+    "texture_images",
+    "region",
+    "random_crops",
+    "train",
+    "export",
+    "STATE_NAME",
+    "WEIGHTS_NAME",
+]
+
+TEXTURES = ("brick", "grass", "gravel")
+DOWNSAMPLE = 2  # 512 x 512 -> 256 x 256 by 2 x 2 averaging
+HOLDOUT_COLUMNS = 64  # rightmost columns of each downsampled texture, never seen in training
+STATE_NAME = "train_state.pt"
+WEIGHTS_NAME = "inrd_small.safetensors"
+T_STEPS = 1000
+
+# The options that define a run; resuming with a different value would silently change the run.
+_RUN_KEYS = ("size", "batch", "lr", "seed", "channels", "layers_per_block", "warmup", "ema_decay", "grad_clip", "data")
+
+
+def texture_images() -> torch.Tensor:
+    """The three textures as a (3, 256, 256) float32 tensor in [0, 1] (2 x 2 block means)."""
+    import skimage.data
+
+    ims = [torch.from_numpy(np.asarray(getattr(skimage.data, n)(), dtype=np.float32) / 255.0) for n in TEXTURES]
+    x = torch.stack(ims)[:, None]
+    return F.avg_pool2d(x, DOWNSAMPLE)[:, 0].contiguous()
+
+
+def region(part: str) -> torch.Tensor:
+    """Pixels of one split, (3, H, W): ``"train"`` (256 x 192), ``"ref"`` / ``"floor"`` (128 x 64 each,
+    top / bottom half of the held-out columns)."""
+    x = texture_images()
+    W = x.shape[-1]
+    cut = W - HOLDOUT_COLUMNS
+    if part == "train":
+        return x[:, :, :cut].contiguous()
+    half = x.shape[1] // 2
+    if part == "ref":
+        return x[:, :half, cut:].contiguous()
+    if part == "floor":
+        return x[:, half:, cut:].contiguous()
+    raise ValueError(f"unknown data split {part!r}; use 'train', 'ref' or 'floor'.")
+
+
+def random_crops(images: torch.Tensor, n: int, size: int, generator: torch.Generator) -> torch.Tensor:
+    """``n`` crops (n, 1, size, size) at uniform random (image, row, column) positions of ``images`` (K, H, W)."""
+    K, H, W = images.shape
+    if size > H or size > W:
+        raise ValueError(f"crop size {size} exceeds the data region {H} x {W}; use a smaller --size.")
+    k = torch.randint(0, K, (n,), generator=generator)
+    i = torch.randint(0, H - size + 1, (n,), generator=generator)
+    j = torch.randint(0, W - size + 1, (n,), generator=generator)
+    ar = torch.arange(size)
+    rows = (i[:, None] + ar)[:, :, None]
+    cols = (j[:, None] + ar)[:, None, :]
+    return images[k[:, None, None], rows, cols][:, None]
+
+
+def _generators(seed: int) -> dict[str, torch.Generator]:
+    # one independent stream per source of randomness (numpy SeedSequence spawns them from the seed)
+    states = np.random.SeedSequence(int(seed)).generate_state(3, np.uint64)
+    return {name: torch.Generator().manual_seed(int(s)) for name, s in zip(("crop", "t", "noise"), states)}
+
+
+def _heldout_batch(size: int, n: int = 192) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A fixed validation batch (held-out crops, timesteps, noise), the same for every run."""
+    g = torch.Generator().manual_seed(12345)
+    x0 = random_crops(torch.cat([region("ref"), region("floor")], 2), n, size, g) * 2 - 1
+    k = torch.randint(0, T_STEPS, (n,), generator=g)
+    e = torch.randn(x0.shape, generator=g)
+    return x0, k, e
+
+
+def _diffuse(x0, k, e, abar):
+    a = abar[k].to(x0.dtype).reshape(-1, 1, 1, 1)
+    return a.sqrt() * x0 + (1 - a).sqrt() * e
+
+
+@torch.no_grad()
+def _heldout_loss(net, abar, size, device) -> float:
+    x0, k, e = _heldout_batch(size)
+    xt = _diffuse(x0, k, e, abar)
+    losses = [F.mse_loss(net(xt[i : i + 64].to(device), k[i : i + 64].to(device)), e[i : i + 64].to(device), reduction="sum") for i in range(0, len(k), 64)]
+    return float(sum(losses)) / e.numel()
+
+
+def export(out, ema_state: dict, config: dict, training: dict) -> Path:
+    """Write ``inrd_small.safetensors`` (float16 EMA weights) and ``inrd_small.json`` (config, data,
+    schedule, training facts, sha256 of the weights) into ``out``, atomically."""
+    from safetensors.torch import save_file
+
+    from .io import write_json
+
+    out = ensure_writable_dir(out)
+    path = out / WEIGHTS_NAME
+    tensors = {k: v.detach().to("cpu", torch.float16).contiguous() for k, v in ema_state.items()}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={"format": "inrd-small/1"})
+    meta = {
+        "format": "inrd-small/1",
+        "description": "DDPM eps-network (diffusers UNet2DModel) on 32x32 grayscale crops of scikit-image textures; see MODEL_CARD.md",
+        "unet": unet_config(config["size"], config["channels"], config["layers_per_block"]),
+        "image": {"channels": 1, "size": config["size"], "network_range": "[-1, 1] (w = 2u - 1, paper eq. 15)"},
+        "schedule": {"name": "ddpm", "T": T_STEPS, "beta_start": 1e-4, "beta_end": 0.02, "prediction": "epsilon"},
+        "data": config["data"],
+        "sampling": {"steps": DEFAULT_STEPS},
+        "training": training,
+        "weights_dtype": "float16",
+        "parameters": int(sum(v.numel() for v in ema_state.values())),
+        "sha256": sha256(path),
+    }
+    write_json(path.with_suffix(".json"), meta)
+    return path
+
+
+def _config(size, batch, lr, seed, channels, layers_per_block, warmup, ema_decay, grad_clip) -> dict:
+    for name, v in (("batch", batch), ("size", size)):
+        if int(v) != v or v < 1:
+            raise ValueError(f"{name} must be a positive integer, got {v!r}.")
+    if not (lr > 0 and math.isfinite(lr)):
+        raise ValueError(f"lr must be a positive number, got {lr!r}.")
+    if not 0 <= ema_decay < 1:
+        raise ValueError(f"ema_decay must be in [0, 1), got {ema_decay!r}.")
+    unet_config(size, channels, layers_per_block)  # validates size / channels
+    return {
+        "size": int(size),
+        "batch": int(batch),
+        "lr": float(lr),
+        "seed": int(seed),
+        "channels": [int(c) for c in channels],
+        "layers_per_block": int(layers_per_block),
+        "warmup": int(warmup),
+        "ema_decay": float(ema_decay),
+        "grad_clip": float(grad_clip),
+        "data": {
+            "source": "scikit-image data",
+            "images": list(TEXTURES),
+            "downsample": DOWNSAMPLE,
+            "train": "columns 0..191 of each 256x256 texture",
+            "heldout": "columns 192..255 (ref: rows 0..127, floor: rows 128..255)",
+        },
+    }
+
+
+def train(
+    out,
+    steps: int = 4000,
+    batch: int = 32,
+    lr: float = 5e-4,
+    size: int = 32,
+    seed: int = 0,
+    resume: bool = False,
+    threads: int | None = None,
+    device: str = "cpu",
+    channels=(32, 64, 64),
+    layers_per_block: int = 1,
+    warmup: int = 200,
+    ema_decay: float = 0.999,
+    grad_clip: float = 1.0,
+    checkpoint_every: int = 250,
+    log_every: int = 100,
+    progress: bool = True,
+    export_weights: bool = True,
+) -> dict:
+    """Train (or resume training) to ``steps`` optimizer steps; return a summary dict.
+
+    Writes into ``out``: ``train_state.pt`` (everything needed to resume) every ``checkpoint_every``
+    steps and at the end, and, when ``export_weights``, the EMA weights as ``inrd_small.safetensors``
+    + ``inrd_small.json`` (loadable with ``inrd.denoisers.load("inrd-small", weights=...)``).
+    """
+    if int(steps) != steps or steps < 1:
+        raise ValueError(f"steps must be a positive integer, got {steps!r}.")
+    if threads is not None:
+        if int(threads) != threads or threads < 1:
+            raise ValueError(f"threads must be a positive integer, got {threads!r}.")
+        torch.set_num_threads(int(threads))
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise ValueError(f"unknown device {device!r}; use 'cpu' or 'cuda'.") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' requested but no GPU is available; use --device cpu.")
+    config = _config(size, batch, lr, seed, channels, layers_per_block, warmup, ema_decay, grad_clip)
+    out = ensure_writable_dir(out)
+    state_path = out / STATE_NAME
+
+    with torch.random.fork_rng(devices=[]):  # the initialisation must not depend on (or touch) global RNG
+        torch.manual_seed(config["seed"])
+        net = make_unet(unet_config(size, channels, layers_per_block)).to(dev)
+    ema = {k: v.detach().clone() for k, v in net.state_dict().items()}
+    opt = torch.optim.Adam(net.parameters(), lr=config["lr"])
+    gens = _generators(config["seed"])
+    step, history, seconds, heldout, window = 0, [], 0.0, [], []
+
+    if resume:
+        if not state_path.is_file():
+            raise ValueError(f"nothing to resume: {state_path} does not exist; run without --resume to start.")
+        st = torch.load(state_path, map_location="cpu", weights_only=True)
+        for key in _RUN_KEYS:
+            if st["config"][key] != config[key]:
+                raise ValueError(
+                    f"cannot resume: {key} was {st['config'][key]!r} in the saved run, now {config[key]!r}; use the same options."
+                )
+        net.load_state_dict(st["model"])
+        ema = {k: v.to(dev) for k, v in st["ema"].items()}
+        opt.load_state_dict(st["optimizer"])
+        for name, g in gens.items():
+            g.set_state(st["rng"][name])
+        step, history, seconds, heldout = st["step"], st["history"], st["seconds"], st["heldout"]
+        window = st["window"]
+        if step > steps:
+            raise ValueError(f"the saved run is already at step {step} > --steps {steps}; give --steps >= {step}.")
+    elif state_path.exists():
+        raise ValueError(f"{state_path} exists: pass --resume to continue that run, or choose another --out.")
+
+    images = region("train")
+    abar = ddpm_alphas_cumprod(T_STEPS).to(torch.float32)
+    ema_net = make_unet(unet_config(size, channels, layers_per_block)).to(dev).eval()
+
+    def save_state():
+        payload = {
+            "format": "inrd-train-state/1",
+            "config": config,
+            "step": step,
+            "model": net.state_dict(),
+            "ema": ema,
+            "optimizer": opt.state_dict(),
+            "rng": {name: g.get_state() for name, g in gens.items()},
+            "history": history,
+            "seconds": seconds,
+            "heldout": heldout,
+            "window": window,  # losses since the last history entry
+        }
+        with atomic_path(state_path) as tmp:
+            torch.save(payload, tmp)
+
+    def training_facts():
+        tail = [loss for s, loss in history[-5:]]
+        return {
+            "steps": step,
+            **{k: config[k] for k in ("batch", "lr", "seed", "warmup", "ema_decay", "grad_clip")},
+            "optimizer": "Adam (betas 0.9, 0.999), constant lr after linear warm-up, grad-norm clip",
+            "final_train_loss": float(np.mean(tail)) if tail else None,
+            "heldout_loss_ema": heldout[-1][1] if heldout else None,
+            "loss_history": history,
+            "heldout_history": heldout,
+            "train_seconds": round(seconds, 1),
+            "iterations_per_second": round(step / seconds, 3) if seconds > 0 else None,
+            "threads": torch.get_num_threads(),
+            "device": str(dev),
+            "versions": versions(),
+        }
+
+    def checkpoint():
+        ema_net.load_state_dict(ema)
+        heldout.append([step, _heldout_loss(ema_net, abar, size, dev)])
+        save_state()
+        if export_weights:
+            export(out, ema, config, training_facts())
+
+    net.train()
+    bar = tqdm(total=steps, initial=step, desc="train", unit="step", disable=not progress, mininterval=5.0)
+    t_last = time.perf_counter()
+    while step < steps:
+        x0 = random_crops(images, config["batch"], size, gens["crop"]) * 2 - 1  # [-1, 1]
+        k = torch.randint(0, T_STEPS, (config["batch"],), generator=gens["t"])
+        e = torch.randn(x0.shape, generator=gens["noise"])
+        xt = _diffuse(x0, k, e, abar)
+        loss = F.mse_loss(net(xt.to(dev), k.to(dev)), e.to(dev))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if config["grad_clip"] > 0:
+            torch.nn.utils.clip_grad_norm_(net.parameters(), config["grad_clip"])
+        for group in opt.param_groups:
+            group["lr"] = config["lr"] * min(1.0, (step + 1) / max(1, config["warmup"]))
+        opt.step()
+        # EMA of the weights with the usual warm-up of the decay, so early EMA weights are not all init
+        d = min(config["ema_decay"], (1 + step) / (10 + step))
+        with torch.no_grad():
+            for name, p in net.state_dict().items():
+                if p.is_floating_point():
+                    ema[name].mul_(d).add_(p, alpha=1 - d)
+                else:
+                    ema[name].copy_(p)
+        step += 1
+        window.append(loss.item())
+        bar.update(1)
+        if step % log_every == 0 or step == steps:
+            history.append([step, float(np.mean(window))])
+            bar.set_postfix(loss=f"{history[-1][1]:.4f}")
+            window = []
+        now = time.perf_counter()
+        seconds += now - t_last
+        t_last = now
+        if step % checkpoint_every == 0 or step == steps:
+            checkpoint()
+            if progress:
+                bar.write(
+                    f"step {step}: train loss {history[-1][1]:.4f}, held-out loss (EMA) {heldout[-1][1]:.4f}, "
+                    f"{step / max(seconds, 1e-9):.2f} it/s"
+                )
+            t_last = time.perf_counter()  # checkpoint time is not training time
+    bar.close()
+    if not heldout or heldout[-1][0] != step:
+        checkpoint()
+    return {"out": str(out), **training_facts()}
+
+
+def load_state(out) -> dict:
+    """The saved training state of a run folder (weights_only load)."""
+    return torch.load(Path(out) / STATE_NAME, map_location="cpu", weights_only=True)
+
+
+def read_meta(out) -> dict:
+    return json.loads((Path(out) / WEIGHTS_NAME).with_suffix(".json").read_text())

@@ -1,0 +1,95 @@
+import json
+
+import pytest
+import torch
+
+from inrd.cli import main
+
+
+def _run(tmp_path, *extra, out="out"):
+    return main(["sample", "--denoiser", "ffdnet", "--size", "16", "--batch", "2", "--steps", "8",
+                 "--no-progress", "--out", str(tmp_path / out), *extra])
+
+
+def test_sample_end_to_end_and_sidecar(tmp_path):
+    assert _run(tmp_path, "--seed", "5", "--snapshots", "4", "--relax", "ind", "--init", "gaussian:0.5") == 0
+    out = tmp_path / "out"
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["grid.json", "grid.png", "sample_000.json", "sample_000.png", "sample_001.json",
+                     "sample_001.png", "stability.png", "trajectory.png"]
+    side = json.loads((out / "grid.json").read_text())
+    assert side["denoiser"] == "ffdnet" and side["seed"] == 5 and side["relax"] == "ind"
+    assert side["steps"] == 8 and len(side["sigmas"]) == 9 and side["sigmas"][0] == 0
+    assert side["rho"][1:] == [1.0] * 8
+    assert side["init_std"] == 0.5 and side["shape"] == [2, 3, 16, 16]
+    assert len(side["sample_seeds"]) == 2 and side["sample_seeds"][0] != side["sample_seeds"][1]
+    assert {"torch", "deepinv", "inrd", "python"} <= set(side["versions"])
+    assert side["timing"]["seconds"] > 0
+    rows = side["stability"]["steps"]
+    assert [r["t"] for r in rows] == list(range(8, 0, -1))
+    assert all(r["sigma"] == pytest.approx(s) for r, s in zip(rows, side["sigmas"][:0:-1]))
+    one = json.loads((out / "sample_001.json").read_text())
+    assert one["index"] == 1 and one["sigmas"] == side["sigmas"]
+
+
+def test_same_seed_same_bytes_and_batch_invariance(tmp_path):
+    _run(tmp_path, "--seed", "3", out="a")
+    _run(tmp_path, "--seed", "3", out="b")
+    assert (tmp_path / "a/grid.png").read_bytes() == (tmp_path / "b/grid.png").read_bytes()
+    main(["sample", "--denoiser", "ffdnet", "--size", "16", "--batch", "1", "--steps", "8", "--seed", "3",
+          "--no-progress", "--out", str(tmp_path / "c")])
+    assert (tmp_path / "a/sample_000.png").read_bytes() == (tmp_path / "c/sample_000.png").read_bytes()
+    _run(tmp_path, "--seed", "4", out="d")
+    assert (tmp_path / "a/grid.png").read_bytes() != (tmp_path / "d/grid.png").read_bytes()
+
+
+def test_sigma_file_schedule(tmp_path):
+    f = tmp_path / "sigmas.txt"
+    f.write_text("0\n0.01\n0.05\n0.1\n")
+    assert main(["sample", "--denoiser", "ffdnet", "--schedule", str(f), "--size", "16", "--batch", "1",
+                 "--no-progress", "--out", str(tmp_path / "o")]) == 0
+    assert json.loads((tmp_path / "o/grid.json").read_text())["sigmas"] == [0, 0.01, 0.05, 0.1]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--denoiser", "nope"], "unknown denoiser 'nope'"),
+        (["--schedule", "ddpm", "--steps", "1001"], "1..T = 1..1000"),
+        (["--schedule", "nonexistent-schedule"], "unknown schedule"),
+        (["--relax", "0.01", "--schedule", "geometric"], "gamma_"),
+        (["--init", "gaussian:abc"], "gaussian:STD"),
+        (["--steps", "0"], "--steps must be >= 1"),
+    ],
+)
+def test_bad_flags_give_one_line_errors(tmp_path, capsys, args, message):
+    argv = ["sample", "--denoiser", "ffdnet", "--size", "16", "--batch", "1", "--no-progress",
+            "--out", str(tmp_path / "o"), *args]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err and "Traceback" not in err
+    assert not (tmp_path / "o" / "grid.png").exists()
+
+
+def test_malformed_sigma_file_and_unwritable_out(tmp_path, capsys):
+    f = tmp_path / "bad.txt"
+    f.write_text("0 0.1 x0.2\n")
+    assert main(["sample", "--denoiser", "ffdnet", "--schedule", str(f), "--out", str(tmp_path / "o"), "--no-progress"]) == 2
+    assert "'x0.2' is not a number" in capsys.readouterr().err
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert main(["sample", "--denoiser", "ffdnet", "--size", "16", "--out", str(blocker / "sub"), "--no-progress"]) == 2
+    assert "cannot write to" in capsys.readouterr().err
+
+
+def test_sample_files_are_the_grid_tiles(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    _run(tmp_path, "--seed", "1")
+    g = np.asarray(Image.open(tmp_path / "out/grid.png"))
+    for i in range(2):  # io.grid: 2 images per row, 2-pixel padding
+        a = np.asarray(Image.open(tmp_path / f"out/sample_{i:03d}.png"))
+        x0 = 2 + i * 18
+        assert np.array_equal(a, g[2:18, x0 : x0 + 16])
+    assert not np.array_equal(np.asarray(Image.open(tmp_path / "out/sample_000.png")), a)

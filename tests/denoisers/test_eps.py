@@ -1,0 +1,161 @@
+"""EpsDenoiser (paper eq. 15) against the exact MMSE denoiser of Gaussian data (paper eqs. 6, 8, 16).
+
+Data x0 ~ N(m, diag(lam)) in [-1, 1] units. DDPM noising x_t = sqrt(a_t) x0 + sqrt(1 - a_t) e gives
+x_t ~ N(sqrt(a_t) m, a_t lam + 1 - a_t), so the exact (MMSE) noise prediction is
+
+    eps*(x, t) = E[e | x_t = x] = sqrt(1 - a_t) (x - sqrt(a_t) m) / (a_t lam + 1 - a_t).
+
+Wrapped in EpsDenoiser it must give the MMSE denoiser of u0 = (x0 + 1) / 2 ~ N((m + 1)/2, diag(lam)/4)
+in [0, 1] units, i.e. GaussianDenoiser, on every grid timestep: this checks the unit conversions,
+the sqrt(abar) input scaling and the 0-based timestep indexing all at once.
+"""
+
+import math
+
+import pytest
+import torch
+
+from inrd.denoisers import EpsDenoiser, GaussianDenoiser
+from inrd.schedules import ddpm, ddpm_alphas_cumprod
+
+ABAR = ddpm_alphas_cumprod(1000)  # float64
+LOG_S = 0.5 * torch.log((1 - ABAR) / ABAR)  # log noise level ([-1, 1] units) of timestep k = 0..999
+SIGMAS = ddpm()  # [0, 1] units, SIGMAS[k + 1] belongs to timestep k
+SHAPE = (3, 4, 4)
+D = math.prod(SHAPE)
+
+
+def abar_at(t: torch.Tensor) -> torch.Tensor:
+    """alphabar at a possibly fractional timestep, defined by linear interpolation of log s(t):
+    exact ABAR[k] at integers; between grid points the law EpsDenoiser('interp') assumes."""
+    t = t.to(torch.float64)
+    k = t.floor().long().clamp(0, 998)
+    frac = t - k
+    log_s = LOG_S[k] + frac * (LOG_S[k + 1] - LOG_S[k])
+    return 1 / (1 + torch.exp(2 * log_s))
+
+
+class GaussianEps:
+    """The exact eps of N(m, diag(lam)) data in [-1, 1] units, for integer or fractional timesteps."""
+
+    def __init__(self, m, lam):
+        self.m, self.lam = m.reshape(1, *SHAPE), lam.reshape(1, *SHAPE)
+        self.calls = []
+
+    def __call__(self, x, t):
+        self.calls.append(t.clone())
+        a = abar_at(t).reshape(-1, 1, 1, 1)
+        return torch.sqrt(1 - a) * (x - torch.sqrt(a) * self.m) / (a * self.lam + 1 - a)
+
+
+@pytest.fixture(scope="module")
+def law():
+    g = torch.Generator().manual_seed(0)
+    m = (torch.rand(D, generator=g, dtype=torch.float64) * 1.6 - 0.8)  # means inside [-1, 1]
+    lam = torch.rand(D, generator=g, dtype=torch.float64) * 0.3 + 1e-3  # variances in [-1, 1] units
+    exact = GaussianDenoiser.from_eigen((m.reshape(SHAPE) + 1) / 2, lam / 4, torch.eye(D, dtype=torch.float64))
+    return m, lam, exact
+
+
+def noisy(sigma, B=4, seed=1):
+    """Clean Gaussian-ish images in [0, 1] plus noise of std sigma (float64)."""
+    g = torch.Generator().manual_seed(seed)
+    u0 = torch.rand(B, *SHAPE, generator=g, dtype=torch.float64)
+    sig = torch.as_tensor(sigma, dtype=torch.float64).reshape(-1, 1, 1, 1)
+    return u0 + sig * torch.randn(B, *SHAPE, generator=g, dtype=torch.float64)
+
+
+def tol(x):
+    # float64 round-off: D = (w - s * eps + 1)/2 cancels terms of size |w| ~ 2|u| + 1 (eq. 15), so errors are a
+    # few ulps of max|w| (measured: at most 13 ulps, at the lowest noise levels); 100 ulps allowed.
+    return 100 * torch.finfo(torch.float64).eps * float((2 * x.abs() + 1).max())
+
+
+@pytest.mark.parametrize("k", [0, 1, 9, 99, 249, 500, 998, 999])
+def test_grid_timesteps_give_the_exact_mmse_denoiser(law, k):
+    m, lam, exact = law
+    eps = GaussianEps(m, lam)
+    den = EpsDenoiser(eps, ABAR, timestep="nearest")
+    sigma = float(SIGMAS[k + 1])
+    x = noisy(sigma)
+    out = den(x, sigma)
+    assert eps.calls[-1].tolist() == [k] * x.shape[0]  # paper's t = k + 1 is the network's 0-based timestep k
+    torch.testing.assert_close(out, exact(x, sigma), atol=tol(x), rtol=0)
+
+
+def test_per_sample_sigmas(law):
+    m, lam, exact = law
+    ks = torch.tensor([0, 40, 400, 999])
+    sig = SIGMAS[ks + 1]
+    x = noisy(sig)
+    out = EpsDenoiser(GaussianEps(m, lam), ABAR)(x, sig)
+    ref = torch.cat([exact(x[i : i + 1], float(sig[i])) for i in range(4)])
+    torch.testing.assert_close(out, ref, atol=tol(x), rtol=0)
+
+
+def test_interp_is_exact_between_grid_points_and_nearest_is_not(law):
+    """Between grid points: 'interp' feeds the fractional timestep whose (log-interpolated) noise level
+    is sigma, so with an eps-model continuous in that parametrisation D is still the exact MMSE;
+    'nearest' feeds the grid neighbour, i.e. eps of a slightly wrong noise level (eq. 15 evaluated by hand)."""
+    m, lam, exact = law
+    for k in (3, 120, 700):
+        frac = 0.37
+        log_s = LOG_S[k] + frac * (LOG_S[k + 1] - LOG_S[k])
+        sigma = float(torch.exp(log_s) / 2)
+        x = noisy(sigma, seed=k)
+
+        eps_i = GaussianEps(m, lam)
+        out_i = EpsDenoiser(eps_i, ABAR, timestep="interp")(x, sigma)
+        torch.testing.assert_close(eps_i.calls[-1], torch.full((4,), k + frac, dtype=torch.float64), atol=1e-9, rtol=0)
+        torch.testing.assert_close(out_i, exact(x, sigma), atol=tol(x), rtol=0)
+
+        eps_n = GaussianEps(m, lam)
+        out_n = EpsDenoiser(eps_n, ABAR, timestep="nearest")(x, sigma)
+        assert eps_n.calls[-1].tolist() == [k] * 4  # frac 0.37 < 0.5 in log sigma: the lower neighbour
+        s = 2 * sigma
+        w = 2 * x - 1
+        by_hand = (w - s * GaussianEps(m, lam)(w / math.sqrt(1 + s * s), torch.full((4,), k)) + 1) / 2
+        torch.testing.assert_close(out_n, by_hand, atol=tol(x), rtol=0)
+        # and it is measurably not the exact denoiser: the timestep error is of the order of the grid step
+        assert (out_n - exact(x, sigma)).abs().max() > 1e6 * tol(x)  # measured: > 1e8 * tol
+
+
+def test_out_of_range_sigma_is_refused(law):
+    den = EpsDenoiser(GaussianEps(*law[:2]), ABAR)
+    x = noisy(0.1)
+    lo, hi = den.sigma_range
+    assert lo == pytest.approx(0.0050003, abs=1e-7) and hi == pytest.approx(78.7036, abs=1e-4)
+    for bad in (0.004, 100.0, torch.tensor([0.1, 0.1, 0.1, 200.0], dtype=torch.float64)):
+        with pytest.raises(ValueError, match="outside the trained range"):
+            den(x, bad)
+    assert torch.equal(den(x, 0.0), x)  # sigma = 0: nothing to denoise
+
+
+def test_clamp(law):
+    m, lam, _ = law
+    sigma = float(SIGMAS[1])
+    x = noisy(sigma) * 1.6 - 0.3  # values outside [0, 1]; at the lowest noise level D(x) ~ x
+    raw = EpsDenoiser(GaussianEps(m, lam), ABAR, clamp=False)(x, sigma)
+    clamped = EpsDenoiser(GaussianEps(m, lam), ABAR, clamp=True)(x, sigma)
+    assert raw.min() < 0 and raw.max() > 1  # so the test can fail
+    torch.testing.assert_close(clamped, raw.clamp(0, 1), atol=0, rtol=0)
+
+
+def test_float32_input_matches_float64(law):
+    """The adapter computes the scale in float64 and runs the model in the input dtype: float32 input
+    gives the float64 result to float32 precision: a few float32 ulps of max|w| (1 + 2 sigma), the
+    size of the terms that cancel in eq. (15) (measured: 5 ulps; 64 allowed)."""
+    m, lam, _ = law
+    sigma = float(SIGMAS[300])
+    x = noisy(sigma)
+    out64 = EpsDenoiser(GaussianEps(m, lam), ABAR)(x, sigma)
+    exact64 = GaussianEps(m, lam)
+
+    def eps32(x, t):  # a float32 network: float32 in, float32 out
+        assert x.dtype == torch.float32
+        return exact64(x.double(), t).float()
+
+    out32 = EpsDenoiser(eps32, ABAR)(x.float(), sigma)
+    assert out32.dtype == torch.float32
+    bound = 64 * torch.finfo(torch.float32).eps * float((2 * x.abs() + 1).max()) * (1 + 2 * sigma)
+    torch.testing.assert_close(out32.double(), out64, atol=bound, rtol=0)
