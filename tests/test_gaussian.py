@@ -265,8 +265,10 @@ def test_ddpm_1000_is_close_to_exact_and_degenerate_choices_are_worse():
     # degenerate choices are much worse
     ddim_const = spec.w2(sig, "ddim", start_noise=float(sig[-1]))  # gamma_T = 0: deterministic from a constant
     assert ddim_const.relative == pytest.approx(1.0, abs=1e-15)  # outputs the data mean: W2 = total std
-    one_step = spec.w2(S.prune(sig, 1), "canonical")  # denoise once at sigma = 78.7
-    assert one_step.relative > 0.999
+    one_step = spec.w2(S.prune(sig, 1), "canonical")  # V_0 = D(0.5 + sT Z): std lam sT / (lam + sT^2)
+    sT = float(sig[-1])
+    by_hand = math.sqrt(np.sum(cnt * (lam * sT / (lam + sT**2) - np.sqrt(lam)) ** 2))
+    assert one_step.w2 == pytest.approx(by_hand, rel=1e-12) and one_step.relative > 0.98
     ind = spec.w2(sig, "ind")  # IND converges to about half the variance (1 - 1/sqrt 2 = 29 %)
     assert 0.25 < ind.relative < 0.35
     pruned = spec.w2(S.prune(sig, 20), "canonical")
@@ -363,3 +365,77 @@ def test_bad_inputs_raise_clear_value_errors():
         G.best_subgrid(G.Spectrum.from_eigenvalues([0.1]), S.ddpm(), 5, torch.ones(1001))
     with pytest.raises(ValueError, match="steps must be"):
         G.best_subgrid(G.Spectrum.from_eigenvalues([0.1]), S.ddpm(), 0)
+
+
+def test_ddim_on_affine_schedules_is_admissible():
+    """Regression: "ddim" on affine(20) (sigma_2 / sigma_1 = 830) left gamma_1^2 = -2e-18 from rounding in
+    rho_2, which schedules.gammas used to reject; the analysis runs every schedule with every relaxation."""
+    for n in (5, 20, 1000):
+        g = S.gammas(S.affine(n), "ddim")
+        assert torch.all(g[1:-1] == 0) and g[-1] == S.affine(n)[-1]
+
+
+# --------------------------------------------------------------------------------------------------
+# experiments.analysis and `inrd analyze` (kept here, next to the library they report on)
+# --------------------------------------------------------------------------------------------------
+
+
+def test_analysis_run_writes_plot_and_json(tmp_path):
+    from inrd.experiments import analysis
+
+    spec = G.Spectrum.power_law(16).compress()
+    out = analysis.run(tmp_path / "figs", spectra=[spec], steps=(5, 20), schedules=("ddpm", "geometric"),
+                       search_steps=(6,), search_relaxations=("canonical",), seed=3)
+    data = json.loads((tmp_path / "figs/analysis.json").read_text())
+    assert (tmp_path / "figs/analysis.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    res = data["results"][0]
+    assert res["steps"] == [5, 20] and set(res["table"]) == {"canonical", "ind", "ddim"}
+    cell = res["table"]["ddim"]["ddpm"][1]
+    assert cell["relative"] == pytest.approx(spec.w2(S.prune(S.ddpm(), 20), "ddim").relative, rel=1e-12)
+    assert cell["rms"] == pytest.approx(cell["w2"] / 16, rel=1e-12)  # d = 256
+    sub = res["subgrid"][0]
+    assert sub["best"]["w2"] <= sub["uniform"]["w2"] and len(sub["indices"]) == 7
+    ranks = [r["relative"] for r in res["winners"][1]["ranking"]]
+    assert ranks == sorted(ranks) and len(ranks) == 6
+    assert out["png"].endswith("analysis.png") and "versions" in data
+
+
+def test_cli_analyze(tmp_path, capsys):
+    from inrd.cli import main
+
+    png, js = tmp_path / "w2.png", tmp_path / "w2.json"
+    rc = main(["analyze", "--size", "16", "--steps", "5,20", "--schedules", "ddpm,karras", "--relaxations", "canonical,ind",
+               "--search-steps", "6", "--out", str(png), "--json", str(js)])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "canonical (DDPM)   karras" in text and "best n-level subgrid" in text and f"wrote {png}" in text
+    data = json.loads(js.read_text())
+    want = G.Spectrum.power_law(16).w2(S.karras(20), "ind").relative
+    assert data["table"]["ind"]["karras"][1]["relative"] == pytest.approx(want, rel=1e-12)
+    assert f"{100 * want:8.3f}" in text
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    # --json - prints the numbers instead of the table
+    assert main(["analyze", "--size", "8", "--steps", "5", "--search-steps", "none", "--json", "-"]) == 0
+    assert json.loads(capsys.readouterr().out)["steps"] == [5]
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--steps", "0,10"], "steps must be integers in 1..1000"),
+        (["--steps", "ten"], "comma-separated integers"),
+        (["--schedules", "linear"], "unknown schedule 'linear'"),
+        (["--relaxations", "eta"], "unknown relaxation 'eta'"),
+        (["--alpha", "-2"], "alpha must be"),
+        (["--spectrum", "patches", "--images", "nope"], "neither a file nor"),
+        (["--out", "plot.jpg"], "must name a .png file"),
+    ],
+)
+def test_cli_analyze_bad_inputs(tmp_path, capsys, argv, message):
+    from inrd.cli import main
+
+    argv = [a.replace("plot.jpg", str(tmp_path / "plot.jpg")) for a in argv]
+    assert main(["analyze", "--size", "8", "--search-steps", "none", *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and err.startswith("inrd analyze: error:") and "\n" not in err
+    assert list(tmp_path.iterdir()) == []  # nothing written

@@ -55,8 +55,9 @@ def wasserstein2_1d(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     allowed.
     """
     n, m = a.shape[0], b.shape[0]
-    sa, _ = torch.sort(a.to(torch.float64), dim=0)
-    sb, _ = torch.sort(b.to(torch.float64), dim=0)
+    # sort each projection as a contiguous row (sorting along dim 0 of an (n, K) tensor is ~10x slower)
+    sa = torch.sort(a.to(torch.float64).T.contiguous(), dim=1).values.T
+    sb = torch.sort(b.to(torch.float64).T.contiguous(), dim=1).values.T
     if n == m:
         return (sa - sb).pow(2).mean(0).sqrt()
     u = torch.cat([torch.arange(1, n + 1, dtype=torch.float64) / n, torch.arange(1, m + 1, dtype=torch.float64) / m])

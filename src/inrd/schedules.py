@@ -309,7 +309,10 @@ def gammas(sigmas, rho: Relaxation = "canonical", start_noise: float = 0.0) -> t
     carried[T] = float(start_noise)
     g2 = s**2 - carried**2
     g2[0] = 0.0
-    tiny = _GAMMA2_RTOL * s**2
+    # rounding slack: rho is rounded to ~eps absolutely, so carried = (1 - rho_{t+1}) sigma_{t+1} is off by
+    # ~eps sigma_{t+1} and carried^2 by ~eps sigma_t sigma_{t+1}, which exceeds eps sigma_t^2 when
+    # sigma_{t+1} >> sigma_t (e.g. "ddim" on affine(20): sigma_2 / sigma_1 = 830).
+    tiny = _GAMMA2_RTOL * s * torch.cat([s[1:], s[-1:]])
     bad = g2[1:] < -tiny[1:]
     if bad.any():
         t = int(torch.nonzero(bad)[0]) + 1

@@ -128,16 +128,46 @@ def _heldout_loss(net, abar, size, device) -> float:
     return float(sum(losses)) / e.numel()
 
 
-def export(out, ema_state: dict, config: dict, training: dict) -> Path:
-    """Write ``inrd_small.safetensors`` (float16 EMA weights) and ``inrd_small.json`` (config, data,
-    schedule, training facts, sha256 of the weights) into ``out``, atomically."""
+def _training_facts(st: dict) -> dict:
+    """What the JSON sidecar records about a run, from a training state."""
+    config, history, heldout, seconds, step = st["config"], st["history"], st["heldout"], st["seconds"], st["step"]
+    tail = [loss for _, loss in history[-5:]]
+    return {
+        "steps": step,
+        **{k: config[k] for k in ("batch", "lr", "seed", "warmup", "ema_decay", "grad_clip")},
+        "optimizer": "Adam (betas 0.9, 0.999), constant lr after linear warm-up, grad-norm clip",
+        "final_train_loss": float(np.mean(tail)) if tail else None,  # mean of the last 5 logged windows
+        "heldout_loss_ema": heldout[-1][1] if heldout else None,
+        "loss_history": history,
+        "heldout_history": heldout,
+        "train_seconds": round(seconds, 1),
+        "iterations_per_second": round(step / seconds, 3) if seconds > 0 else None,
+        "threads": st.get("threads"),
+        "device": st.get("device"),
+        "versions": versions(),
+    }
+
+
+def export_run(out, source: str = "ema") -> Path:
+    """(Re-)export the weights and JSON of the run saved in ``out`` (see :func:`export`); ``source`` is
+    ``"ema"`` (the EMA of the weights, the default) or ``"model"`` (the last optimizer iterate)."""
+    if source not in ("ema", "model"):
+        raise ValueError(f"source must be 'ema' or 'model', got {source!r}.")
+    st = load_state(out)
+    return export(out, st[source], st["config"], _training_facts(st), source=source)
+
+
+def export(out, ema_state: dict, config: dict, training: dict, source: str = "ema") -> Path:
+    """Write ``inrd_small.safetensors`` (float16 weights, by default the EMA ones) and ``inrd_small.json``
+    (config, data, schedule, training facts, sha256 of the weights) into ``out``, atomically."""
     from safetensors.torch import save_file
 
     from .io import write_json
 
     out = ensure_writable_dir(out)
     path = out / WEIGHTS_NAME
-    tensors = {k: v.detach().to("cpu", torch.float16).contiguous() for k, v in ema_state.items()}
+    # names of the diffusers UNet2DModel itself (no wrapper prefix), so the file also loads into a bare UNet2DModel
+    tensors = {k.removeprefix("unet."): v.detach().to("cpu", torch.float16).contiguous() for k, v in ema_state.items()}
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata={"format": "inrd-small/1"})
     meta = {
@@ -150,6 +180,7 @@ def export(out, ema_state: dict, config: dict, training: dict) -> Path:
         "sampling": {"steps": DEFAULT_STEPS},
         "training": training,
         "weights_dtype": "float16",
+        "weights_source": f"EMA of the weights (decay {config['ema_decay']})" if source == "ema" else "last optimizer iterate",
         "parameters": int(sum(v.numel() for v in ema_state.values())),
         "sha256": sha256(path),
     }
@@ -261,8 +292,8 @@ def train(
     abar = ddpm_alphas_cumprod(T_STEPS).to(torch.float32)
     ema_net = make_unet(unet_config(size, channels, layers_per_block)).to(dev).eval()
 
-    def save_state():
-        payload = {
+    def payload() -> dict:
+        return {
             "format": "inrd-train-state/1",
             "config": config,
             "step": step,
@@ -274,33 +305,18 @@ def train(
             "seconds": seconds,
             "heldout": heldout,
             "window": window,  # losses since the last history entry
-        }
-        with atomic_path(state_path) as tmp:
-            torch.save(payload, tmp)
-
-    def training_facts():
-        tail = [loss for s, loss in history[-5:]]
-        return {
-            "steps": step,
-            **{k: config[k] for k in ("batch", "lr", "seed", "warmup", "ema_decay", "grad_clip")},
-            "optimizer": "Adam (betas 0.9, 0.999), constant lr after linear warm-up, grad-norm clip",
-            "final_train_loss": float(np.mean(tail)) if tail else None,
-            "heldout_loss_ema": heldout[-1][1] if heldout else None,
-            "loss_history": history,
-            "heldout_history": heldout,
-            "train_seconds": round(seconds, 1),
-            "iterations_per_second": round(step / seconds, 3) if seconds > 0 else None,
             "threads": torch.get_num_threads(),
             "device": str(dev),
-            "versions": versions(),
         }
 
     def checkpoint():
         ema_net.load_state_dict(ema)
         heldout.append([step, _heldout_loss(ema_net, abar, size, dev)])
-        save_state()
+        st = payload()
+        with atomic_path(state_path) as tmp:
+            torch.save(st, tmp)
         if export_weights:
-            export(out, ema, config, training_facts())
+            export(out, ema, config, _training_facts(st))
 
     net.train()
     bar = tqdm(total=steps, initial=step, desc="train", unit="step", disable=not progress, mininterval=5.0)
@@ -347,7 +363,7 @@ def train(
     bar.close()
     if not heldout or heldout[-1][0] != step:
         checkpoint()
-    return {"out": str(out), **training_facts()}
+    return {"out": str(out), **_training_facts(payload())}
 
 
 def load_state(out) -> dict:

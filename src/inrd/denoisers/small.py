@@ -89,7 +89,7 @@ def read_checkpoint(weights=None) -> tuple[dict, dict]:
     the weights differs from the one recorded in the JSON (corrupted or modified file), or when the
     file cannot be parsed.
     """
-    from safetensors import SafetensorsError
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     path = BUNDLED if weights is None else Path(weights)
@@ -117,7 +117,7 @@ def read_checkpoint(weights=None) -> tuple[dict, dict]:
         )
     try:
         state = load_file(str(path))
-    except (SafetensorsError, OSError) as e:
+    except (SafetensorError, OSError) as e:
         raise ValueError(f"cannot read {path} as safetensors: {e}") from None
     return {k: v.float() for k, v in state.items()}, meta
 
@@ -140,7 +140,8 @@ def build(weights=None, device=None, timestep: str = "nearest", clamp: bool = Fa
     try:
         net.unet.load_state_dict(state, strict=True)
     except RuntimeError as e:
-        raise ValueError(f"weights do not match the config in the JSON sidecar: {str(e).splitlines()[0]}") from None
+        detail = " ".join(str(e).split())[:300]
+        raise ValueError(f"weights do not match the network config in the JSON sidecar ({detail}).") from None
     sched = meta.get("schedule", {})
     abar = ddpm_alphas_cumprod(int(sched.get("T", 1000)), float(sched.get("beta_start", 1e-4)), float(sched.get("beta_end", 0.02)))
     den = EpsDenoiser(net, abar, timestep=timestep, clamp=clamp).eval()

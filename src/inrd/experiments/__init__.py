@@ -6,4 +6,5 @@ FIGURES = {
     "fig2": "inrd.experiments.fig2",
     "fig3": "inrd.experiments.fig3",
     "fig4": "inrd.experiments.fig4",
+    "analysis": "inrd.experiments.analysis",  # closed-form schedule analysis on Gaussian data (not a paper figure)
 }

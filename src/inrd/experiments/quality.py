@@ -131,7 +131,8 @@ def run(
     io.write_json(out / "quality.json", result)
     _plot(out / "quality.png", result)
     rows = [[tiles[(rho, n)] for n in steps] for rho in METHODS]
-    rows.append([ref[8 * i : 8 * i + 8] for i in range(len(steps))])
+    shown = _real("ref", 8 * len(steps), size, 4000)  # real held-out crops, for the eye
+    rows.append([shown[8 * i : 8 * i + 8] for i in range(len(steps))])
     save_figure_grid(
         out / "quality_samples.png",
         rows,

@@ -1,0 +1,206 @@
+"""Noise schedules and relaxations compared in closed form on Gaussian data (:mod:`inrd.gaussian`).
+
+For each schedule (DDPM pruned from its 1000 training levels; affine, geometric, super-geometric and
+Karras built with n levels on the DDPM range [sigma_1, sigma_T] = [0.005, 78.7]), each relaxation
+(canonical = DDPM, IND, DDIM-like) and each number of steps n, the criterion is the exact W2 distance
+between the law of INRD's output V_0, driven by the exact MMSE denoiser, and the data law; reported
+relative to the data's total std (``W2 / sqrt(tr C)``: 0 = exact, 1 = as far as outputting the mean).
+
+Every run starts from the paper's ``V_T = 0.5`` with ``gamma_T = sigma_T`` (``init_std = start_noise = 0``),
+so ``U_T = V_T + gamma_T Z_T ~ N(0.5, sigma_T^2 I)`` for all three relaxations; DDIM-like
+(``rho_t = 1 - sigma_{t-1} / sigma_t``, ``gamma_t = 0`` for t < T) is then deterministic after that
+first noise, i.e. DDIM started from pure noise.
+
+Then :func:`inrd.gaussian.best_subgrid` searches the best n-level subgrid of the 1000 DDPM levels and
+compares it with uniform pruning (:func:`inrd.schedules.prune`).
+
+``run(out_dir)`` writes ``analysis.png`` and ``analysis.json`` for the power-law and patch spectra;
+``inrd analyze`` prints the same tables for one spectrum.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .. import io, schedules as S
+from ..gaussian import Spectrum, best_subgrid
+
+__all__ = ["STEPS", "SCHEDULES", "RELAXATIONS", "SEARCH_STEPS", "make_spectrum", "compute", "format_report", "plot", "run"]
+
+STEPS = (5, 10, 20, 50, 100, 250, 1000)
+SCHEDULES = ("ddpm", "affine", "geometric", "super-geometric", "karras")
+RELAXATIONS = ("canonical", "ind", "ddim")
+SEARCH_STEPS = (10, 20, 50)
+_LABEL = {"canonical": "canonical (DDPM)", "ind": "IND", "ddim": "DDIM-like"}
+
+
+def make_spectrum(
+    kind: str = "power-law", size: int = 64, alpha: float = 2.0, std: float = 0.25, mean: float = 0.5,
+    patch: int = 8, stride: int = 4, images: Sequence[str] = ("camera", "astronaut", "coffee", "chelsea"),
+) -> Spectrum:
+    """``"power-law"``: stationary ``1/f^alpha`` field, ``size`` x ``size``, per-pixel std ``std``;
+    ``"patches"``: covariance of ``patch`` x ``patch`` grey patches of scikit-image photographs.
+    Compressed (equal eigenvalues merged): W2 is unchanged, the arithmetic much smaller."""
+    key = kind.lower().replace("_", "-")
+    if key in ("power-law", "powerlaw"):
+        return Spectrum.power_law(size, alpha=alpha, std=std, mean=mean).compress()
+    if key in ("patches", "patch"):
+        return Spectrum.patches(tuple(images), patch=patch, stride=stride).compress()
+    raise ValueError(f"unknown spectrum {kind!r}; use 'power-law' or 'patches'.")
+
+
+def _schedule(name: str, steps: int):
+    """DDPM/cosine: the 1000 training levels pruned to ``steps``; others: ``steps`` levels on the DDPM range."""
+    return S.make(name, steps)
+
+
+def _check_list(values, allowed, what):
+    for v in values:
+        if v not in allowed:
+            raise ValueError(f"unknown {what} {v!r}; choose among {', '.join(allowed)}.")
+
+
+def compute(
+    spectrum: Spectrum,
+    steps: Sequence[int] = STEPS,
+    schedules: Sequence[str] = SCHEDULES,
+    relaxations: Sequence[str] = RELAXATIONS,
+    search_steps: Sequence[int] = SEARCH_STEPS,
+    search_relaxations: Sequence[str] = RELAXATIONS,
+    search_schedule: str = "ddpm",
+) -> dict:
+    """All numbers of the analysis, as a JSON-ready dict (see the module docstring)."""
+    _check_list(schedules, tuple(S.SCHEDULES), "schedule")
+    _check_list(relaxations, RELAXATIONS, "relaxation")
+    _check_list(search_relaxations, RELAXATIONS, "relaxation")
+    for n in list(steps) + list(search_steps):
+        if int(n) != n or not 1 <= n <= 1000:
+            raise ValueError(f"steps must be integers in 1..1000 (the DDPM grid has 1000 levels), got {n!r}.")
+    t0 = time.perf_counter()
+    table = {}
+    for rho in relaxations:
+        table[rho] = {}
+        for name in schedules:
+            rows = []
+            for n in steps:
+                sig = _schedule(name, int(n))
+                r = spectrum.w2(sig, rho)
+                rows.append({"steps": int(n), "sigma_1": float(sig[1]), "sigma_T": float(sig[-1]), **r.as_dict()})
+            table[rho][name] = rows
+    # who wins at each n
+    winners = []
+    for i, n in enumerate(steps):
+        ranked = sorted(
+            ((table[rho][name][i]["relative"], name, rho) for rho in relaxations for name in schedules), key=lambda x: x[0]
+        )
+        winners.append({"steps": int(n), "ranking": [{"schedule": s, "relaxation": r, "relative": v} for v, s, r in ranked]})
+    # best subgrid of the fine schedule vs uniform pruning
+    fine = S.make(search_schedule) if search_schedule in ("ddpm", "cosine") else S.make(search_schedule, 1000)
+    subgrids = []
+    for rho in search_relaxations:
+        for n in search_steps:
+            t1 = time.perf_counter()
+            res = best_subgrid(spectrum, fine, int(n), rho)
+            subgrids.append({
+                "relaxation": rho, "steps": int(n), "fine_schedule": search_schedule, "fine_levels": fine.numel() - 1,
+                "uniform": res.uniform.as_dict(), "best": res.w2.as_dict(),
+                "improvement": 1.0 - res.w2.w2 / res.uniform.w2,
+                "indices": res.indices.tolist(), "sigmas": res.sigmas.tolist(),
+                "uniform_indices": S.prune_indices(fine.numel() - 1, int(n)).tolist(),
+                "sweeps": res.sweeps, "moves": res.moves, "seconds": time.perf_counter() - t1,
+            })
+    return {
+        "criterion": "W2(law of V_0, data law) for Gaussian data and the exact MMSE denoiser; relative = W2 / sqrt(trace C), "
+        "rms = W2 / sqrt(d) in [0, 1] units",
+        "start": {"init": 0.5, "init_std": 0.0, "start_noise": 0.0, "note": "gamma_T = sigma_T for every relaxation"},
+        "spectrum": {"name": spectrum.name, "d": spectrum.d, "distinct_eigenvalues": int(spectrum.eigenvalues.size),
+                     "total_std": spectrum.total_std, "rms_std": spectrum.total_std / np.sqrt(spectrum.d),
+                     "eigenvalue_min": float(spectrum.eigenvalues.min()), "eigenvalue_max": float(spectrum.eigenvalues.max())},
+        "steps": [int(n) for n in steps],
+        "schedules": list(schedules),
+        "relaxations": list(relaxations),
+        "table": table,
+        "winners": winners,
+        "subgrid": subgrids,
+        "seconds": time.perf_counter() - t0,
+    }
+
+
+def format_report(result: dict) -> str:
+    """The tables as text: relative W2 in % for every (relaxation, schedule) and n, winners, subgrids."""
+    steps = result["steps"]
+    sp = result["spectrum"]
+    lines = [
+        f"spectrum: {sp['name']} (d = {sp['d']}, per-pixel std {sp['rms_std']:.4g})",
+        "relative W2 = W2(law of V_0, data law) / sqrt(trace C), in %  (exact MMSE denoiser, V_T = 0.5)",
+        "",
+        f"{'relaxation':18s} {'schedule':16s} " + " ".join(f"{n:>8d}" for n in steps),
+    ]
+    for rho, rows in result["table"].items():
+        for name, cells in rows.items():
+            lines.append(f"{_LABEL[rho]:18s} {name:16s} " + " ".join(f"{100 * c['relative']:8.3f}" for c in cells))
+    lines += ["", "best (schedule, relaxation) per number of steps:"]
+    for w in result["winners"]:
+        top = w["ranking"][:3]
+        lines.append(f"  n = {w['steps']:4d}: " + ",  ".join(f"{t['schedule']}/{_LABEL[t['relaxation']]} {100 * t['relative']:.3f}%" for t in top))
+    if result["subgrid"]:
+        lines += ["", f"best n-level subgrid of the {result['subgrid'][0]['fine_schedule']} grid vs uniform pruning (relative W2, %):"]
+        for g in result["subgrid"]:
+            lines.append(
+                f"  {_LABEL[g['relaxation']]:18s} n = {g['steps']:3d}: uniform {100 * g['uniform']['relative']:7.3f}  "
+                f"best {100 * g['best']['relative']:7.3f}  (W2 -{100 * g['improvement']:.1f}%, {g['sweeps']} sweeps)"
+            )
+    return "\n".join(lines)
+
+
+def plot(results, path) -> Path:
+    """W2 against n: one row per result (spectrum), one panel per relaxation, one line per schedule; best
+    subgrids as stars. ``results`` is a dict from :func:`compute` or a list of them. Atomic write."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    results = [results] if isinstance(results, dict) else list(results)
+    rhos = list(results[0]["table"])
+    fig, axes = plt.subplots(len(results), len(rhos), figsize=(4.2 * len(rhos), 3.8 * len(results)), sharey="row", squeeze=False)
+    for row, result in zip(axes, results):
+        for ax, rho in zip(row, rhos):
+            for name, cells in result["table"].get(rho, {}).items():
+                ax.loglog([c["steps"] for c in cells], [100 * c["relative"] for c in cells], "o-", ms=3, label=name)
+            best = [g for g in result["subgrid"] if g["relaxation"] == rho]
+            if best:
+                ax.loglog([g["steps"] for g in best], [100 * g["best"]["relative"] for g in best], "k*", ms=9,
+                          label=f"best subgrid of {best[0]['fine_schedule']}")
+            ax.set_title(f"{_LABEL[rho]}\n{result['spectrum']['name']}", fontsize=8)
+            ax.set_xlabel("number of steps n")
+            ax.grid(True, which="both", lw=0.3)
+        row[0].set_ylabel("relative W2 (%)")
+        row[0].legend(fontsize=7)
+    fig.suptitle("Exact W2 between INRD's output law and Gaussian data (exact MMSE denoiser, V_T = 0.5)", fontsize=9)
+    fig.tight_layout()
+    with io.atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
+def run(out_dir="figures", spectra: Sequence = ("power-law", "patches"), name: str = "analysis", **options) -> dict:
+    """Compute the analysis for each of ``spectra`` (:class:`Spectrum` objects or kinds for
+    :func:`make_spectrum`), write ``<out_dir>/<name>.png`` and ``<out_dir>/<name>.json`` (atomically)
+    and return ``{"results": [...], "png": ..., "json": ...}``. ``options`` go to :func:`compute`;
+    other keys (e.g. ``seed`` from ``inrd reproduce``) are ignored: the analysis is deterministic."""
+    out = io.ensure_writable_dir(out_dir)
+    if isinstance(spectra, (str, Spectrum)):
+        spectra = [spectra]
+    keys = ("steps", "schedules", "relaxations", "search_steps", "search_relaxations", "search_schedule")
+    kw = {k: v for k, v in options.items() if k in keys}
+    results = [compute(sp if isinstance(sp, Spectrum) else make_spectrum(sp), **kw) for sp in spectra]
+    png, js = Path(out) / f"{name}.png", Path(out) / f"{name}.json"
+    plot(results, png)
+    io.write_json(js, {"analysis": "closed-form W2 of INRD on Gaussian data", "results": results, "versions": io.versions()})
+    return {"results": results, "png": str(png), "json": str(js)}
