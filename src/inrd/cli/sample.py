@@ -26,7 +26,7 @@ def register(sub) -> None:
     p.add_argument("--steps", type=int, help="number of steps (pruning for ddpm/cosine/files)")
     p.add_argument("--sigma-min", type=float, help="smallest noise level ([0, 1] units) of parametric schedules")
     p.add_argument("--sigma-max", type=float, help="largest noise level of parametric schedules")
-    p.add_argument("--relax", type=_relax, default="canonical", help="canonical | ind | ddim | a number in [0, 1]")
+    p.add_argument("--relax", type=_relax, help="canonical | ind | ddim | a number in [0, 1] (default: the denoiser's)")
     p.add_argument("--init", help="start V_T: a constant (0.5), gaussian:STD[:MEAN], or an image file")
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--size", type=int, help="image side in pixels")
