@@ -17,7 +17,7 @@ All three samplers run canonical DDPM ancestral sampling (paper eqs. 18-21), one
 
 Timing: one warm-up run of each sampler, then ``--repeats`` rounds; in every round each sampler runs
 once, in a rotated order, so that load from other processes hits all of them alike; medians are
-reported. Peak memory: on CUDA ``torch.cuda.max_memory_allocated`` above the level before the run
+reported, of the wall time and (useful on a shared CPU) of the process's CPU time. Peak memory: on CUDA ``torch.cuda.max_memory_allocated`` above the level before the run
 (timed runs); on CPU the peak *resident set size* above the level before the run, sampled every
 millisecond from ``/proc/self/statm`` by a thread during one extra, untimed run per sampler (glibc is
 told to return freed memory: ``malloc_trim`` before each run, ``M_MMAP_THRESHOLD`` = 128 KiB); tracemalloc
@@ -196,13 +196,13 @@ def timed(fn, device, seed):
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
         base = torch.cuda.memory_allocated(device)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     with torch.no_grad():
         out = fn(seed)
     sync(device)
-    elapsed = time.perf_counter() - t0
+    elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
     mem = torch.cuda.max_memory_allocated(device) - base if device.type == "cuda" else None
-    return elapsed, mem, out
+    return elapsed, cpu, mem, out
 
 
 def median(xs):
@@ -212,15 +212,17 @@ def median(xs):
 def benchmark(runs, args, device) -> dict:
     names = list(runs)
     times = {k: [] for k in names}
+    cpus = {k: [] for k in names}
     mems = {k: [] for k in names}
     finals = {}
     for k in names:  # warm-up (and torch.compile for the fast path), not timed
-        _, _, finals[k] = timed(runs[k], device, args.seed)
+        _, _, _, finals[k] = timed(runs[k], device, args.seed)
     for r in range(args.repeats):
         order = names[r % len(names):] + names[: r % len(names)]
         for k in order:
-            t, m, _ = timed(runs[k], device, args.seed)
+            t, c, m, _ = timed(runs[k], device, args.seed)
             times[k].append(t)
+            cpus[k].append(c)
             if m is not None:
                 mems[k].append(m)
         print(f"  round {r + 1}/{args.repeats}: " + ", ".join(f"{k} {times[k][-1]:.2f} s" for k in names), flush=True)
@@ -235,6 +237,8 @@ def benchmark(runs, args, device) -> dict:
         rows[k] = {
             "seconds": t,
             "seconds_all": times[k],
+            "cpu_seconds": median(cpus[k]),
+            "cpu_seconds_all": cpus[k],
             "ms_per_step": 1e3 * t / args.steps,
             "ms_per_image_per_step": 1e3 * t / args.steps / args.batch,
             "images_per_second": args.batch / t,
@@ -414,27 +418,31 @@ def main(argv=None) -> int:
     rows = benchmark(runs, args, device)
     report["samplers"] = rows
     mem_kind = "CUDA max_memory_allocated" if cuda else "peak RSS increase"
-    print(f"\n{'sampler':<22}{'s/run':>8}{'ms/step':>10}{'ms/img/step':>13}{'img/s':>9}{'MiB (' + mem_kind + ')':>40}")
+    print(f"\n{'sampler':<36}{'s/run':>8}{'CPU s':>8}{'ms/step':>10}{'ms/img/step':>13}{'img/s':>9}   MiB ({mem_kind})")
     for k, r in rows.items():
-        print(f"{k:<22}{r['seconds']:8.2f}{r['ms_per_step']:10.1f}{r['ms_per_image_per_step']:13.1f}"
-              f"{r['images_per_second']:9.2f}{fmt_mem(r['peak_memory_bytes']):>40}")
+        print(f"{k:<36}{r['seconds']:8.2f}{r['cpu_seconds']:8.2f}{r['ms_per_step']:10.1f}{r['ms_per_image_per_step']:13.1f}"
+              f"{r['images_per_second']:9.2f}   {fmt_mem(r['peak_memory_bytes'])}")
     base = rows["inrd"]
     ratios = {}
     for k in rows:
         if k == "inrd":
             continue
-        tr = base["seconds"] / rows[k]["seconds"] if k in ("deepinv", "diffusers") else rows[k]["seconds"] / base["seconds"]
+        ref = k in ("deepinv", "diffusers")
+        tr = base["seconds"] / rows[k]["seconds"] if ref else rows[k]["seconds"] / base["seconds"]
+        cr = base["cpu_seconds"] / rows[k]["cpu_seconds"] if ref else rows[k]["cpu_seconds"] / base["cpu_seconds"]
         mr = None
         if base["peak_memory_bytes"] and rows[k]["peak_memory_bytes"]:
             mr = (base["peak_memory_bytes"] / rows[k]["peak_memory_bytes"]) if k in ("deepinv", "diffusers") else rows[k]["peak_memory_bytes"] / base["peak_memory_bytes"]
         label = f"inrd/{k}" if k in ("deepinv", "diffusers") else f"{k}/inrd"
-        ratios[label] = {"time": tr, "memory": mr}
+        ratios[label] = {"time": tr, "cpu_time": cr, "memory": mr}
     report["ratios"] = ratios
     dump()
-    print("\nratios (time per step; < 1: the first is faster; memory likewise):")
+    print("\nratios (time per step; < 1: the first is faster; memory likewise; process CPU time, less sensitive "
+          "to other processes' load, on CPU):")
     for k, r in ratios.items():
         mem = "n/a" if r["memory"] is None else f"{r['memory']:.3f}"
-        print(f"  {k:<28} time {r['time']:.3f}   memory {mem}")
+        cpu = "" if cuda else f"   CPU time {r['cpu_time']:.3f}"
+        print(f"  {k:<36} time {r['time']:.3f}{cpu}   memory {mem}")
 
     if not args.skip_overhead:
         ov = overhead(D, sigmas, shape, device, max(3, args.repeats))

@@ -59,12 +59,14 @@ def check(name, ok, detail=""):
 
 with torch.no_grad():
     ref = D(x, sig)
-    for label, kw, tol in [
-        ("graphs fp32", dict(dtype=None, channels_last=False, compile=False, cuda_graphs=True), 1e-5),
-        ("graphs fp16 channels_last", dict(dtype="fp16", compile=False, cuda_graphs=True), None),
-        ("compile fp16", dict(dtype="fp16", compile=True), None),
-        ("compile+graphs fp16 (reduce-overhead)", dict(dtype="fp16", compile=True, cuda_graphs=True), None),
-        ("compile bf16", dict(dtype="bf16", compile=True), None),
+    # pass: replays are stable and the error vs fp32 is at most 4x that of the same precision run eagerly
+    # (a stale input or output of a graph would give an error of the size of D itself)
+    for label, kw in [
+        ("graphs fp32", dict(dtype=None, channels_last=False, compile=False, cuda_graphs=True)),
+        ("graphs fp16 channels_last", dict(dtype="fp16", compile=False, cuda_graphs=True)),
+        ("compile fp16", dict(dtype="fp16", compile=True)),
+        ("compile+graphs fp16 (reduce-overhead)", dict(dtype="fp16", compile=True, cuda_graphs=True)),
+        ("compile bf16", dict(dtype="bf16", compile=True)),
     ]:
         try:
             F = accelerate(EpsDenoiser(net, abar).eval(), **kw)
@@ -74,12 +76,12 @@ with torch.no_grad():
                 outs = [F(x, sig) for _ in range(3)]  # graph capture / compile, then replays
             first = time.perf_counter() - t0
             eager = accelerate(EpsDenoiser(net, abar).eval(), dtype=kw["dtype"], channels_last=kw.get("channels_last", True), compile=False)(x, sig)
-            same_as_eager = float((outs[-1] - eager).abs().max())
-            vs_fp32 = float(((outs[-1] - ref) / (1 + 2 * sig.reshape(-1, 1, 1, 1))).abs().max())
+            scale = 1 + 2 * sig.reshape(-1, 1, 1, 1)
+            err = float(((outs[-1] - ref) / scale).abs().max())
+            err_eager = float(((eager - ref) / scale).abs().max())
             stable = all(torch.equal(o, outs[-1]) for o in outs[1:])
-            bound = tol if tol is not None else (2e-2 if kw["dtype"] == "bf16" else 3e-3)
-            ok = stable and vs_fp32 < bound and not any("failed" in str(m.message) for m in w)
-            check(label, ok, f"| max|fast-eager| {same_as_eager:.2e} | max|fast-fp32|/(1+s) {vs_fp32:.2e} (bound {bound:.0e}) "
+            ok = stable and err <= 4 * err_eager + 1e-6 and not any("failed" in str(m.message) for m in w)
+            check(label, ok, f"| max|fast-fp32|/(1+s) {err:.2e} vs eager same dtype {err_eager:.2e} "
                   f"| replays identical {stable} | first 3 calls {first:.1f} s | warnings {[str(m.message)[:80] for m in w]}")
         except Exception as e:  # report and go on: one failure must not hide the others
             check(label, False, f"{type(e).__name__}: {e}"[:500])

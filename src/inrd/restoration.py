@@ -51,6 +51,8 @@ __all__ = [
     "observe",
     "CircularPad",
     "plot_diagnostics",
+    "load_denoiser",
+    "default_sigma",
     "pnp_pgd",
     "gs_pnp",
     "diagnose",
@@ -290,6 +292,36 @@ class CircularPad(torch.nn.Module):
             raise ValueError(f"pad {p} exceeds the image size {tuple(x.shape[-2:])}; use a smaller pad.")
         out = self.denoiser(torch.nn.functional.pad(x, (p, p, p, p), mode="circular"), sigma)
         return out[..., p:-p, p:-p]
+
+
+#: registry denoisers whose builder takes ``channels=1|3`` (the others fix their channel count)
+_CHANNEL_OPTION = ("ffdnet", "drunet", "tv", "bm3d")
+
+
+def load_denoiser(name, channels: int, weights=None, device=None):
+    """``(D, channels)``: registry denoiser ``name`` for images with ``channels`` channels, or for the
+    channel count the denoiser is fixed to (``sampling_defaults["channels"]``, e.g. 3 for DiffUNet,
+    1 for inrd-small); convert the image to the returned count. A callable passes through."""
+    from . import denoisers
+
+    if isinstance(name, str) and name.lower() in _CHANNEL_OPTION:
+        D = denoisers.load(name, weights=weights, device=device, channels=channels)
+    else:
+        D = denoisers.load(name, weights=weights, device=device)
+    want = getattr(D, "sampling_defaults", None) or {}
+    return D, int(want.get("channels") or channels)
+
+
+def default_sigma(denoiser, noise_level: float) -> float:
+    """Default ``sigma_denoiser`` for PnP: the smallest trained level of a diffusion network
+    (``sigma_range[0] > 0``: sigma_1 = 0.0050003 for DDPM, the paper's choice for DiffUNet), else
+    ``1.5 * noise_level``. The factor is measured with FFDNet, ``CircularPad(16)``, tau = 1/L, 100
+    iterations, 64x64 and 96x96 crops of camera / astronaut / coffee / chelsea, Gaussian blur 1.6,
+    nu = 0.01 (8 runs): sigma = nu converged on none (ending 0.1-5 dB below its own peak PSNR);
+    1.5 nu and 2 nu converged (residual < 1e-4) on 4 and 5 runs and ended within 1 dB of each other,
+    1.5 nu 0.3-0.4 dB higher on the runs where both converged."""
+    lo = float((getattr(denoiser, "sigma_range", None) or (0.0,))[0])
+    return lo if lo > 0 else 1.5 * float(noise_level)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -589,7 +621,7 @@ def gs_pnp(
             r = x - out
             g = 0.5 * r.double().pow(2).sum()
             (grad,) = torch.autograd.grad(g, x)
-        return float(g), grad.detach()
+        return float(g.detach()), grad.detach()
 
     def F(x, gx):
         return _fid(physics, x, y, nu)[1] + lam * gx

@@ -61,11 +61,9 @@ def test_denoises_held_out_texture_crops(den):
     x = random_crops(region("ref"), 32, 32, g)
     noisy = x + 0.1 * torch.randn(x.shape, generator=g)
     gain = (psnr(den(noisy, 0.1), x) - psnr(noisy, x)).mean().item()
-    assert gain > GAIN_FLOOR_DB
-
-
-# measured mean gain on these 32 crops at sigma = 0.1 with the shipped weights: see docs/small_model.md
-GAIN_FLOOR_DB = 4.0
+    # measured with the shipped weights: mean gain 7.40 dB (20.0 dB noisy; an independent noise draw
+    # gives 7.28 dB); the floor leaves ~1.4 dB for platform differences
+    assert gain > 6.0
 
 
 @torch.no_grad()
@@ -73,6 +71,7 @@ def test_sampling_twenty_steps_gives_images(den):
     x = sample(den, prune(ddpm(), 20), "canonical", shape=(4, 1, 32, 32), init=0.5, seed=0)
     assert x.shape == (4, 1, 32, 32) and torch.isfinite(x).all()
     # range-ish: the denoiser is not clamped, yet nearly every pixel of V_0 lies in [0, 1]
+    # (measured with seed 0: all pixels in [0.10, 0.77])
     assert ((x > -0.05) & (x < 1.05)).float().mean() > 0.99
-    # not a flat image: textures have pixel std ~0.1-0.2 (held-out crops)
+    # not a flat image: per-image pixel std measured 0.077-0.106 (held-out crops: ~0.13 overall)
     assert x.flatten(1).std(1).min() > 0.03

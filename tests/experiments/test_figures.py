@@ -37,11 +37,15 @@ def test_fig2_tiny(tmp_path):
 
 def test_fig3_tiny_shows_collapse_without_start_noise(tmp_path):
     r = fig3.run(tmp_path, n=2, size=24, steps=130)
-    runs = r["runs"]
-    assert all(runs[k]["error"] is None for k in runs)
-    # the paper: without a large Gaussian start, IND with an off-the-shelf denoiser degenerates to the
-    # mean value; with s_T = 1 >> sigma_T = 0.2 structure survives (measured std ~0.01 vs >0.05)
-    assert runs["ind_without_start_noise"]["summary"]["final_std"] < 0.5 * runs["ind"]["summary"]["final_std"]
-    assert len(r["stability_steps"]["tv"]) > 10
+    steps = r["stability_steps"]
+    early = lambda rows: sum(x["std"] for x in rows if x["t"] > 0.75 * 130) / sum(1 for x in rows if x["t"] > 0.75 * 130)  # noqa: E731
+    # the paper: without a large Gaussian start, IND with an off-the-shelf denoiser degenerates to the mean
+    # value (measured at 48x48: std ~0.009 over the first iterations, vs ~0.04 with s_T = 1)
+    assert early(steps["ind_without_start_noise"]) < 0.5 * early(steps["ind"])
+    assert early(steps["ind_without_start_noise"]) < 0.02
+    # INRD-TV from a constant start on [0.002, 1] stays in range and keeps the intended noise level
+    tv = r["runs"]["tv"]
+    assert tv["error"] is None and 0.8 < tv["summary"]["noise_in_over_sigma_min"]
+    assert tv["summary"]["noise_in_over_sigma_max"] < 3  # measured 1.5 at 48x48
     for name in ("fig3.png", "fig3_stability_ind.png", "fig3_stability_tv.png", "fig3_stability_ind_no_start_noise.png"):
         assert (tmp_path / name).exists()

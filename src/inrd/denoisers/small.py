@@ -151,6 +151,7 @@ def build(weights=None, device=None, timestep: str = "nearest", clamp: bool = Fa
     den.sampling_defaults = {
         "schedule": "ddpm",
         "steps": int(meta.get("sampling", {}).get("steps", DEFAULT_STEPS)),
+        "relax": "canonical",  # = DDPM ancestral sampling on the pruned grid (paper eq. 21)
         "init": 0.5,
         "init_std": 0.0,
         "channels": int(cfg["in_channels"]),

@@ -2,8 +2,10 @@
 
 Rows 1-2: IND with DRUNet (FFDNet when DRUNet weights are absent), samples after 60 and 120 of 400
 iterations, super-geometric schedule in the denoiser's trained range [0.002, 0.2] and a Gaussian start
-0.5 + s_T Z with s_T = 0.5 = 2.5 sigma_T (the paper's ad-hoc "s_T >> sigma_T"; with FFDNet s_T = 0.25
-collapses to the mean and s_T = 1 blows up, measured on 64x64 samples).
+0.5 + s_T Z with s_T = 1 = 5 sigma_T (the paper's ad-hoc "s_T >> sigma_T"). Measured with FFDNet at
+48x48: structures at iterations 60 and 120, then the estimated noise in the iterate grows to ~100x the
+intended sigma_t at the low end of the schedule and the run diverges near iteration 285: the paper's
+DRUNet instability, reproduced (hence intermediate samples only, as in the paper).
 Row 3: INRD (canonical) with the TV denoiser, lambda = sigma, geometric schedule [0.002, 1] from the
 constant 0.5 (on [0.002, 0.2] TV samples collapse to the mean; with the DDPM range the TV solver cannot
 remove sigma ~ 78 noise and iterates leave [0, 1]: both measured). Also measured (JSON + stability
@@ -41,7 +43,7 @@ def _run(D, sigmas, relax, shape, seed, init_std, keep=(), device="cpu", progres
     return x, frames, stab, {"seconds": time.perf_counter() - t0, "error": err, "summary": stab.summary()}
 
 
-def run(out_dir="figures", weights=None, n=3, size=64, steps=400, s_T=0.5, seed=0, device="cpu", progress=False, **_) -> dict:
+def run(out_dir="figures", weights=None, n=3, size=64, steps=400, s_T=1.0, seed=0, device="cpu", progress=False, **_) -> dict:
     png, js = out_paths(out_dir, "fig3")
     if weights:
         name, D = "drunet", denoisers.load("drunet", weights=weights, device=device)
