@@ -92,6 +92,12 @@ def test_resume_refuses_changed_options_and_missing_or_existing_state(tmp_path):
     assert not list(tmp_path.glob(".*"))  # atomic writes left no temporary file behind
 
 
+def test_threads_option_does_not_leak(tmp_path):
+    before = torch.get_num_threads()
+    train(tmp_path, steps=1, export_weights=False, **{**TINY, "threads": before + 1})
+    assert torch.get_num_threads() == before
+
+
 def test_bad_options_are_one_line_errors(tmp_path):
     with pytest.raises(ValueError, match="steps"):
         train(tmp_path, steps=0)

@@ -404,6 +404,8 @@ def diagnose(residual, norm, psnr=None, tol=None, growth=None, blowup=None, wind
     ev["reason"] = f"relative residual stays at {last.max():.3g} > {tol:g} over the last {w} iterations without blowing up"
     if ev.get("trend", 1.0) < 0.9:
         ev["reason"] += f"; it is still decreasing (x{ev['trend']:.2g} per window): more iterations may converge"
+    elif ev.get("trend", 1.0) > 1.05:
+        ev["reason"] += f"; it is rising (x{ev['trend']:.3g} per window)"
     return "stalled", ev
 
 

@@ -25,6 +25,7 @@ constant after a linear warm-up, so ``steps`` can be raised when resuming.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import time
@@ -86,8 +87,9 @@ def region(part: str) -> torch.Tensor:
     raise ValueError(f"unknown data split {part!r}; use 'train', 'ref' or 'floor'.")
 
 
-def random_crops(images: torch.Tensor, n: int, size: int, generator: torch.Generator) -> torch.Tensor:
-    """``n`` crops (n, 1, size, size) at uniform random (image, row, column) positions of ``images`` (K, H, W)."""
+def random_crops(images: torch.Tensor, n: int, size: int, generator: torch.Generator, return_index: bool = False):
+    """``n`` crops (n, 1, size, size) at uniform random (image, row, column) positions of ``images`` (K, H, W);
+    with ``return_index`` also the (n,) image index of each crop (which texture it is)."""
     K, H, W = images.shape
     if size > H or size > W:
         raise ValueError(f"crop size {size} exceeds the data region {H} x {W}; use a smaller --size.")
@@ -97,7 +99,8 @@ def random_crops(images: torch.Tensor, n: int, size: int, generator: torch.Gener
     ar = torch.arange(size)
     rows = (i[:, None] + ar)[:, :, None]
     cols = (j[:, None] + ar)[:, None, :]
-    return images[k[:, None, None], rows, cols][:, None]
+    crops = images[k[:, None, None], rows, cols][:, None]
+    return (crops, k) if return_index else crops
 
 
 def _generators(seed: int) -> dict[str, torch.Generator]:
@@ -217,6 +220,21 @@ def _config(size, batch, lr, seed, channels, layers_per_block, warmup, ema_decay
     }
 
 
+def _restoring_threads(fn):
+    """``threads`` sets torch's CPU thread count for the call only; restore the caller's afterwards."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        n = torch.get_num_threads()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            torch.set_num_threads(n)
+
+    return wrapper
+
+
+@_restoring_threads
 def train(
     out,
     steps: int = 4000,

@@ -17,7 +17,6 @@ from inrd.train import random_crops, region
 
 @pytest.fixture(scope="module")
 def den():
-    torch.set_num_threads(1)
     return load("inrd-small")
 
 

@@ -12,8 +12,10 @@ measured instead of eyeballed:
 * its noise floor = the same distance between two sets of real held-out crops from disjoint regions
   ("floor" vs "ref"), over several draws: a perfect sampler cannot do better than this, and gaps
   smaller than its spread are not significant;
-* memorisation = RMS distance of each sample to its nearest training crop (every position of the
-  training region), compared with the same distance for real held-out crops.
+* memorisation = RMS distance ``d`` of each sample to its nearest training crop (every position of
+  the training region), also relative to the sample's own pixel std (``d / std``, ~0 for a copy), and
+  the share of samples with ``d / std`` below the 5th percentile of real held-out crops (about 0.05
+  for samples as novel as real crops, near 1 for a sampler that copies training crops).
 
 Samples start at V_T = 0.5 as in the paper, use one noise generator per sample (seeded), and are
 clamped to [0, 1] before measuring (the fraction of pixels that needed clamping by more than 1/255 is
@@ -21,7 +23,8 @@ recorded). Cost: one network call per step and per batch, i.e. 2 x 1430 calls of
 ``samples`` images; with the default ``samples=32`` this takes about 5-15 minutes on one CPU core
 (measured: see docs/small_model.md). The experiment writes ``quality.json`` (every number and
 parameter), ``quality.png`` (SWD and nearest-neighbour distance against the steps) and
-``quality_samples.png`` (the first 8 samples of every run, plus real crops).
+``quality_samples.png`` (the first 8 samples of every run, plus real crops) and
+``quality_samples.safetensors`` (every raw sample).
 """
 
 from __future__ import annotations
@@ -45,8 +48,9 @@ STEPS = (1000, 250, 100, 50, 20, 10)
 METHODS = {"ind": "IND (rho = 1)", "canonical": "INRD canonical (= DDPM)"}
 
 
-def _real(part: str, n: int, size: int, seed: int) -> torch.Tensor:
-    return random_crops(region(part), n, size, torch.Generator().manual_seed(seed))
+def _real(part: str, n: int, size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` random crops of a data split and their texture indices."""
+    return random_crops(region(part), n, size, torch.Generator().manual_seed(seed), return_index=True)
 
 
 def run(
@@ -62,20 +66,50 @@ def run(
     """Run the experiment into ``out_dir``; return the JSON dict (see the module docstring)."""
     if int(samples) != samples or samples < 2:
         raise ValueError(f"samples must be an integer >= 2, got {samples!r}.")
-    if threads is not None:
-        torch.set_num_threads(int(threads))
+    if threads is None:
+        return _run(out_dir, samples, steps, seed, weights, floor_draws, progress)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(int(threads))
+    try:
+        return _run(out_dir, samples, steps, seed, weights, floor_draws, progress)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _run(out_dir, samples, steps, seed, weights, floor_draws, progress) -> dict:
     out = io.ensure_writable_dir(out_dir)
     den = build(weights)
     size = den.sampling_defaults["size"]
     train_images = region("train")[:, None]  # (3, 1, H, W)
 
-    ref = _real("ref", samples, size, 1000)
-    floors = [patch_swd(_real("floor", samples, size, 2000 + i), ref) for i in range(floor_draws)]
+    ref = _real("ref", samples, size, 1000)[0]
+    floors = [patch_swd(_real("floor", samples, size, 2000 + i)[0], ref) for i in range(floor_draws)]
     floor_swd = np.array([f["swd"] for f in floors])
-    train_vs_ref = patch_swd(_real("train", samples, size, 3000), ref)
-    nn_ref, _ = nearest_crop_distance(ref, train_images)
+    train_vs_ref = patch_swd(_real("train", samples, size, 3000)[0], ref)
+    # Memorisation. d = RMS distance to the nearest training crop; it depends on the texture (flat brick
+    # crops have close neighbours, grass crops do not), so it is also given relative to the image's own
+    # pixel std, r = d / std (a copy has r ~ 0). The reference is real held-out crops ("floor" region):
+    # "closer_than_real" = share of images with r below the 5th percentile of r over real crops, about
+    # 0.05 for images as novel as real ones and -> 1 for copies of training crops.
+    def nn_stats(x) -> tuple[torch.Tensor, torch.Tensor]:
+        d, _ = nearest_crop_distance(x, train_images)
+        return d, d / x.flatten(1).std(1).double().clamp(min=1e-3)
 
-    runs, tiles = [], {}
+    _, r_calib = nn_stats(_real("floor", max(samples, 96), size, 5000)[0])
+    r_q05 = float(torch.quantile(r_calib, 0.05))
+
+    def memorisation(x) -> dict:
+        d, r = nn_stats(x)
+        return {
+            "nn_median": float(d.median()),
+            "nn_min": float(d.min()),
+            "nn_rel_median": float(r.median()),
+            "closer_than_real": float((r < r_q05).double().mean()),
+        }
+
+    heldout = {**memorisation(ref), "rel_q05_of_real": r_q05}
+
+    runs, tiles, kept = [], {}, {}
     for rho in METHODS:
         for n in steps:
             t0 = time.perf_counter()
@@ -84,15 +118,14 @@ def run(
             out_of_range = float(((x < -1 / 255) | (x > 1 + 1 / 255)).float().mean())
             xc = x.clamp(0, 1)
             swd = patch_swd(xc, ref)
-            nn, _ = nearest_crop_distance(xc, train_images)
+            mem = memorisation(xc)
             runs.append(
                 {
                     "method": rho,
                     "steps": int(n),
                     "swd": swd["swd"],
                     "swd_per_scale": swd["per_scale"],
-                    "nn_median": float(nn.median()),
-                    "nn_min": float(nn.min()),
+                    **mem,
                     "out_of_range_fraction": out_of_range,
                     "mean": float(xc.mean()),
                     "std": float(xc.std()),
@@ -100,9 +133,10 @@ def run(
                 }
             )
             tiles[(rho, n)] = xc[:8]
+            kept[f"{rho}_{n}"] = x.float().contiguous()
             if progress:
                 r = runs[-1]
-                print(f"{rho:9s} {n:5d} steps: SWD {r['swd']:.4f} (floor {floor_swd.mean():.4f}), NN median {r['nn_median']:.4f}, {seconds:.0f} s")
+                print(f"{rho:9s} {n:5d} steps: SWD {r['swd']:.4f} (floor {floor_swd.mean():.4f}), NN/std {r['nn_rel_median']:.3f}, closer than real {r['closer_than_real']:.2f}, {seconds:.0f} s")
 
     result = {
         "experiment": "quality vs steps, IND vs canonical INRD, pruned DDPM grids, inrd-small",
@@ -112,7 +146,13 @@ def run(
         "seed": int(seed),
         "image_size": size,
         "init": 0.5,
-        "metric": {"swd": "patch_swd(patch=7, scales=3 (1, 1/2, 1/4), projections=512, seed=0), image units", "nn": "RMS distance to nearest training crop"},
+        "metric": {
+            "swd": "patch_swd(patch=7, scales=3 (1, 1/2, 1/4), projections=512, seed=0), image units",
+            "nn": "RMS distance to the nearest training crop (any position of the training region)",
+            "nn_rel": "nn / pixel std of the image (a copy of a training crop has ~0)",
+            "closer_than_real": "share of images with nn_rel below the 5th percentile of nn_rel over real held-out "
+            "crops: ~0.05 for novel images, -> 1 for copies",
+        },
         "floor": {
             "swd_mean": float(floor_swd.mean()),
             "swd_std": float(floor_swd.std(ddof=1)) if floor_draws > 1 else None,
@@ -121,17 +161,20 @@ def run(
             "what": "SWD between two sets of real held-out crops from disjoint regions (floor vs ref)",
         },
         "train_vs_ref_swd": train_vs_ref["swd"],
-        "nn_heldout_median": float(nn_ref.median()),
-        "nn_heldout_min": float(nn_ref.min()),
+        "heldout": heldout,
         "data_mean": float(ref.mean()),
         "data_std": float(ref.std()),
         "runs": runs,
         "versions": io.versions(),
     }
     io.write_json(out / "quality.json", result)
+    from safetensors.torch import save_file
+
+    with io.atomic_path(out / "quality_samples.safetensors") as tmp:
+        save_file(kept, str(tmp))  # the raw (unclamped) samples, for later analysis
     _plot(out / "quality.png", result)
     rows = [[tiles[(rho, n)] for n in steps] for rho in METHODS]
-    shown = _real("ref", 8 * len(steps), size, 4000)  # real held-out crops, for the eye
+    shown = _real("ref", 8 * len(steps), size, 4000)[0]  # real held-out crops, for the eye
     rows.append([shown[8 * i : 8 * i + 8] for i in range(len(steps))])
     save_figure_grid(
         out / "quality_samples.png",
@@ -153,15 +196,15 @@ def _plot(path, r: dict) -> None:
     for m, label in METHODS.items():
         rs = [x for x in r["runs"] if x["method"] == m]
         axes[0].plot([x["steps"] for x in rs], [x["swd"] for x in rs], "o-", label=label)
-        axes[1].plot([x["steps"] for x in rs], [x["nn_median"] for x in rs], "o-", label=label)
+        axes[1].plot([x["steps"] for x in rs], [x["nn_rel_median"] for x in rs], "o-", label=label)
     f = r["floor"]
     lo = f["swd_mean"] - 2 * (f["swd_std"] or 0)
     hi = f["swd_mean"] + 2 * (f["swd_std"] or 0)
     axes[0].axhspan(lo, hi, color="gray", alpha=0.3, label="floor (real vs real, mean +- 2 sd)")
     axes[0].axhline(r["train_vs_ref_swd"], color="gray", ls=":", label="training crops vs held-out")
-    axes[1].axhline(r["nn_heldout_median"], color="gray", ls="--", label="real held-out crops")
+    axes[1].axhline(r["heldout"]["nn_rel_median"], color="gray", ls="--", label="real held-out crops")
     axes[0].set_ylabel("patch SWD to held-out crops")
-    axes[1].set_ylabel("median distance to nearest training crop")
+    axes[1].set_ylabel("median (distance to nearest training crop\n/ pixel std of the image)")
     for ax in axes:
         ax.set_xscale("log")
         ax.set_xlabel("steps (pruned DDPM grid)")
