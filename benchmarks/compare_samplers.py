@@ -387,9 +387,12 @@ def main(argv=None) -> int:
     p.add_argument("--fast-dtype", default="auto", choices=("auto", "bf16", "fp16", "fp32"), help="auto: fp16 on CUDA, bf16 on CPU")
     p.add_argument("--no-compile", action="store_true", help="fast row without torch.compile")
     p.add_argument("--cuda-graphs", action="store_true", help="fast row replayed from CUDA graphs")
+    p.add_argument("--flush-denormal", action="store_true", help="CPU: flush denormal floats to zero (random-weight "
+                   "networks on stray iterates can hit slow denormal arithmetic, unevenly between samplers)")
     p.add_argument("--tf32", action="store_true", help="allow TF32 matmuls/convolutions on CUDA for every sampler")
     p.add_argument("--accuracy", action="store_true", help="fast-path accuracy vs fp32 (inrd.fast.compare)")
     p.add_argument("--skip-overhead", action="store_true")
+    p.add_argument("--overhead-only", action="store_true", help="only the sampler-overhead section")
     p.add_argument("--json", help="write all numbers to this file")
     args = p.parse_args(argv)
     device = torch.device(args.device)
@@ -398,6 +401,8 @@ def main(argv=None) -> int:
     args.batch = args.batch or (32 if cuda else 2)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.flush_denormal:
+        torch.set_flush_denormal(True)
     if cuda and args.tf32:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
@@ -415,34 +420,35 @@ def main(argv=None) -> int:
             Path(args.json).parent.mkdir(parents=True, exist_ok=True)
             Path(args.json).write_text(json.dumps(report, indent=2, default=str) + "\n")
 
-    rows = benchmark(runs, args, device)
-    report["samplers"] = rows
-    mem_kind = "CUDA max_memory_allocated" if cuda else "peak RSS increase"
-    print(f"\n{'sampler':<36}{'s/run':>8}{'CPU s':>8}{'ms/step':>10}{'ms/img/step':>13}{'img/s':>9}   MiB ({mem_kind})")
-    for k, r in rows.items():
-        print(f"{k:<36}{r['seconds']:8.2f}{r['cpu_seconds']:8.2f}{r['ms_per_step']:10.1f}{r['ms_per_image_per_step']:13.1f}"
-              f"{r['images_per_second']:9.2f}   {fmt_mem(r['peak_memory_bytes'])}")
-    base = rows["inrd"]
-    ratios = {}
-    for k in rows:
-        if k == "inrd":
-            continue
-        ref = k in ("deepinv", "diffusers")
-        tr = base["seconds"] / rows[k]["seconds"] if ref else rows[k]["seconds"] / base["seconds"]
-        cr = base["cpu_seconds"] / rows[k]["cpu_seconds"] if ref else rows[k]["cpu_seconds"] / base["cpu_seconds"]
-        mr = None
-        if base["peak_memory_bytes"] and rows[k]["peak_memory_bytes"]:
-            mr = (base["peak_memory_bytes"] / rows[k]["peak_memory_bytes"]) if k in ("deepinv", "diffusers") else rows[k]["peak_memory_bytes"] / base["peak_memory_bytes"]
-        label = f"inrd/{k}" if k in ("deepinv", "diffusers") else f"{k}/inrd"
-        ratios[label] = {"time": tr, "cpu_time": cr, "memory": mr}
-    report["ratios"] = ratios
-    dump()
-    print("\nratios (time per step; < 1: the first is faster; memory likewise; process CPU time, less sensitive "
-          "to other processes' load, on CPU):")
-    for k, r in ratios.items():
-        mem = "n/a" if r["memory"] is None else f"{r['memory']:.3f}"
-        cpu = "" if cuda else f"   CPU time {r['cpu_time']:.3f}"
-        print(f"  {k:<36} time {r['time']:.3f}{cpu}   memory {mem}")
+    if not args.overhead_only:
+        rows = benchmark(runs, args, device)
+        report["samplers"] = rows
+        mem_kind = "CUDA max_memory_allocated" if cuda else "peak RSS increase"
+        print(f"\n{'sampler':<36}{'s/run':>8}{'CPU s':>8}{'ms/step':>10}{'ms/img/step':>13}{'img/s':>9}   MiB ({mem_kind})")
+        for k, r in rows.items():
+            print(f"{k:<36}{r['seconds']:8.2f}{r['cpu_seconds']:8.2f}{r['ms_per_step']:10.1f}{r['ms_per_image_per_step']:13.1f}"
+                  f"{r['images_per_second']:9.2f}   {fmt_mem(r['peak_memory_bytes'])}")
+        base = rows["inrd"]
+        ratios = {}
+        for k in rows:
+            if k == "inrd":
+                continue
+            ref = k in ("deepinv", "diffusers")
+            tr = base["seconds"] / rows[k]["seconds"] if ref else rows[k]["seconds"] / base["seconds"]
+            cr = base["cpu_seconds"] / rows[k]["cpu_seconds"] if ref else rows[k]["cpu_seconds"] / base["cpu_seconds"]
+            mr = None
+            if base["peak_memory_bytes"] and rows[k]["peak_memory_bytes"]:
+                mr = (base["peak_memory_bytes"] / rows[k]["peak_memory_bytes"]) if k in ("deepinv", "diffusers") else rows[k]["peak_memory_bytes"] / base["peak_memory_bytes"]
+            label = f"inrd/{k}" if k in ("deepinv", "diffusers") else f"{k}/inrd"
+            ratios[label] = {"time": tr, "cpu_time": cr, "memory": mr}
+        report["ratios"] = ratios
+        dump()
+        print("\nratios (time per step; < 1: the first is faster; memory likewise; process CPU time, less sensitive "
+              "to other processes' load, on CPU):")
+        for k, r in ratios.items():
+            mem = "n/a" if r["memory"] is None else f"{r['memory']:.3f}"
+            cpu = "" if cuda else f"   CPU time {r['cpu_time']:.3f}"
+            print(f"  {k:<36} time {r['time']:.3f}{cpu}   memory {mem}")
 
     if not args.skip_overhead:
         ov = overhead(D, sigmas, shape, device, max(3, args.repeats))
@@ -461,9 +467,9 @@ def main(argv=None) -> int:
         acc = accuracy(eps, args, device)
         report["accuracy"] = acc
         print("\nfast-path accuracy vs fp32, same noise (per step: ||D_fast(u) - D(u)|| / ||D(u)|| on the fp32 trajectory):")
-        print(f"  {'network':<28}{'rel err max':>12}{'median':>10}{'RMS err/sigma max':>19}{'PSNR final (dB, min)':>22}")
+        print(f"  {'network':<40}{'rel err max':>12}{'median':>10}{'RMS err/sigma max':>19}{'PSNR final (dB, min)':>22}")
         for k, a in acc.items():
-            print(f"  {k:<28}{a['rel_err_max']:12.2e}{a['rel_err_median']:10.2e}{a['err_over_sigma_max']:19.2e}{a['psnr_min']:22.2f}")
+            print(f"  {k:<40}{a['rel_err_max']:12.2e}{a['rel_err_median']:10.2e}{a['err_over_sigma_max']:19.2e}{a['psnr_min']:22.2f}")
 
     dump()
     if args.json:

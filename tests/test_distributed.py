@@ -127,9 +127,11 @@ SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_torchrun_two_processes_give_the_same_images(tmp_path, gaussian_law):
     """torchrun --nproc_per_node=2 (gloo, 127.0.0.1): gathered tensors bit for bit equal to one process,
-    and `inrd sample-many` writes the same PNG bytes. ~15 s (two interpreters start)."""
+    and `inrd sample-many` writes the same PNG bytes. Slow: 26-46 s measured on 2 shared cores (two
+    more interpreters import torch, deepinv and inrd)."""
     mean, cov = gaussian_law(shape=(1, 4, 4))
     torch.save((mean, cov), tmp_path / "law.pt")
     (tmp_path / "run.py").write_text(SCRIPT)

@@ -118,6 +118,27 @@ def test_tikhonov_is_the_least_squares_solution():
     assert torch.allclose(op.A_adjoint(op.A(xg)) + lam * grad_t_grad(xg), op.A_adjoint(y), atol=1e-12)
 
 
+def test_algorithms_accept_deepinv_physics():
+    # Duck typing: deepinv's BlurFFT (A, A_adjoint, prox_l2) gives the same iterates as PeriodicBlur.
+    import deepinv as dinv
+
+    k = R.gaussian_kernel(1.0)
+    x = load_image("camera", size=32)
+    ours = R.PeriodicBlur(k)
+    theirs = dinv.physics.BlurFFT(img_size=(1, 32, 32), filter=k[None, None].float())
+    y = R.observe(x, ours, NU, seed=1)
+    D = StationaryGaussianDenoiser(0.5, torch.full((32, 32), 0.01))
+    a = R.pnp_pgd(y, ours, D, NU, stepsize=NU**2, iters=5, noise_level=NU)
+    b = R.pnp_pgd(y, theirs, D, NU, stepsize=NU**2, iters=5, noise_level=NU)
+    assert torch.allclose(a.x, b.x, atol=1e-5)  # deepinv's FFTs run in float32
+    # the power-iteration norm of the generic path agrees with the exact one (normalised kernel: 1)
+    assert R.operator_norm(theirs, x, iters=100) == pytest.approx(1.0, abs=1e-3)
+    net = lambda u, s: D(u, s) * 1.0  # noqa: E731  (differentiable: linear)
+    a = R.gs_pnp(y, ours, net, 0.02, iters=3, noise_level=NU)
+    b = R.gs_pnp(y, theirs, net, 0.02, iters=3, noise_level=NU)
+    assert torch.allclose(a.x, b.x, atol=1e-4)
+
+
 # --------------------------------------------------------------------------------------------------
 # Input errors
 # --------------------------------------------------------------------------------------------------
@@ -260,12 +281,13 @@ def test_pnp_pgd_ffdnet_restores(ffdnet, name):
     p_obs = psnr(y, x).item()
     p_out = psnr(res.x, x).item()
     assert res.psnr[-1] == pytest.approx(p_out)
-    # measured (torch 2.14.1, CPU): camera 22.91 -> 25.34 dB, astronaut 23.98 -> 25.73 dB, both with the
-    # last 10 residuals < 1e-4; the oracle Tikhonov baseline reaches 25.96 / 26.38 dB, i.e. this raw
-    # scheme does NOT beat the best linear filter here (see test_gs_pnp_ffdnet_beats_tikhonov).
-    assert p_out >= p_obs + 1.5
-    assert res.verdict in ("converged", "stalled") and res.evidence["final_residual"] < 3e-4
-    assert res.evidence["psnr_drop"] < 0.1  # no drift away from the best iterate
+    # measured (torch 2.14.1, CPU; sigma = 2 nu = 0.02): camera 22.91 -> 25.01 dB, astronaut 23.98 ->
+    # 25.36 dB, last residuals 1e-6 and 3e-6, the last iterate is the best. The oracle Tikhonov baseline
+    # reaches 25.96 / 26.38 dB: this raw scheme does NOT beat the best linear filter on these crops
+    # (no sigma in 0.01-0.03 did; see test_gs_pnp_ffdnet_beats_tikhonov for the convergent variant).
+    assert p_out >= p_obs + 1.0
+    assert res.verdict == "converged" and res.evidence["final_residual"] < 1e-4
+    assert res.evidence["psnr_drop"] < 0.05  # no drift away from the best iterate
 
 
 @pytest.mark.parametrize("name", sorted(CROPS))
@@ -313,7 +335,7 @@ def test_cli_deblur(tmp_path, capsys):
     log = json.loads((out / "deblur.json").read_text())
     assert len(log["psnr"]) == len(log["residual"]) == 5
     assert log["psnr_restored"] == pytest.approx(log["psnr"][-1])
-    assert log["sigma_denoiser"] == pytest.approx(0.015) and log["params"]["stepsize"] == pytest.approx(NU**2)
+    assert log["sigma_denoiser"] == pytest.approx(0.02) and log["params"]["stepsize"] == pytest.approx(NU**2)
     assert "torch" in log["versions"] and log["verdict"] in ("converged", "stalled", "diverging")
     assert "->" in capsys.readouterr().out
     # user errors: one line, exit code 2, nothing written
@@ -333,6 +355,9 @@ def test_fig4_tiny(tmp_path):
         r = fig4.run(tmp_path, images=("camera",), size=32, iters=4)
     assert r["stand_in"] is True and r["diffunet_available"] is False  # no DRUNet / DiffUNet weights in tests
     assert "diffunet" in r["not_run"]
+    if r["inrd_small_available"]:  # a real diffusion denoiser runs at its smallest level, as DiffUNet would
+        (small,) = [p for p in r["runs"] if p["name"] == "inrd-small"]
+        assert small["sigma"] == pytest.approx(0.0050003, abs=1e-7) and small["channels"] == 1
     runs = r["results"]["camera"]["runs"]
     assert all(len(v["psnr"]) == len(v["residual"]) > 0 for v in runs.values())
     for f in ("fig4.png", "fig4_curves.png", "fig4.json"):

@@ -6,8 +6,11 @@ from CUDA graphs. Everything around the network stays in the caller's dtype (flo
 
 * for an :class:`~inrd.denoisers.EpsDenoiser` only ``eps(x_t, t)`` is accelerated. The conversion of
   paper eq. (15), ``D^{[-1,1]}(w) = w - s * eps(sqrt(a) w, t(s))`` with ``s = 2 sigma`` up to 157, is
-  computed in float32 on the float32 copy of eps: a bf16 product ``s * eps`` would carry an absolute
-  error of ``157 * 2^-9 ~ 0.3`` in [-1, 1] units, far above one grey level;
+  computed in float32 on the float32 copy of eps. The network's rounding then enters D only as
+  ``s * d_eps``, an error proportional to the noise level (RMS error / sigma ~ the unit roundoff, 2^-9
+  for bf16); rounding the image-scale quantities ``w``, ``s * eps`` and ``D`` themselves would add about
+  ``2^-9 |w|`` whatever sigma: 0.3 at the top of the DDPM range (|w| ~ 157), and at the bottom
+  (sigma_1 = 0.005) an error of 20 % of the noise being removed, a hundred times the former;
 * for any other ``nn.Module`` denoiser (FFDNet, DRUNet) the whole call runs under autocast, where
   convolutions and matrix products compute in low precision while additions with the float32 input
   (the residual ``x + f(x)``) promote back to float32; the output is returned in the input's dtype;
@@ -117,16 +120,18 @@ class CudaGraphed(nn.Module):
 
     Static shapes are what a sampler gives: the same batch at every step. Inputs are copied into the
     graph's static tensors, the graph is replayed, and a copy of its static output is returned (the
-    next replay overwrites it). On a CPU tensor the network is simply called."""
+    next replay overwrites it). On a CPU tensor the network is simply called; a network that cannot be
+    captured (it synchronises with the host) runs without graphs, after one warning."""
 
     def __init__(self, net: nn.Module, warmup: int = 2):
         super().__init__()
         self.net = net
         self.warmup = warmup
         self._graphs: dict = {}
+        self.failed: Optional[str] = None
 
     def forward(self, x: torch.Tensor, *args) -> torch.Tensor:
-        if x.device.type != "cuda":
+        if x.device.type != "cuda" or self.failed is not None:
             return self.net(x, *args)
         inputs = (x, *args)
         key = tuple((tuple(a.shape), a.dtype, a.device) if torch.is_tensor(a) else a for a in inputs)
@@ -139,8 +144,13 @@ class CudaGraphed(nn.Module):
                     self.net(*static)
             torch.cuda.current_stream(x.device).wait_stream(side)
             graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph):
-                out = self.net(*static)
+            try:
+                with torch.cuda.graph(graph):
+                    out = self.net(*static)
+            except RuntimeError as e:  # the network synchronises with the host (e.g. an input check): no graph
+                self.failed = str(e).splitlines()[0] if str(e) else type(e).__name__
+                warnings.warn(f"CUDA graph capture failed ({self.failed[:200]}); running the network without graphs.", RuntimeWarning, stacklevel=2)
+                return self.net(x, *args)
             self._graphs[key] = (graph, static, out)
         graph, static, out = self._graphs[key]
         for s, a in zip(static, inputs):

@@ -28,7 +28,7 @@ def test_bundled_weights_load_with_their_metadata(den):
     lo, hi = den.sigma_range  # the DDPM training range in [0, 1] units (DESIGN.md check values)
     assert lo == pytest.approx(0.0050003, rel=1e-4) and hi == pytest.approx(78.7036, rel=1e-5)
     d = den.sampling_defaults
-    assert d["schedule"] == "ddpm" and d["init"] == 0.5 and d["init_std"] == 0.0
+    assert d["schedule"] == "ddpm" and d["relax"] == "canonical" and d["init"] == 0.5 and d["init_std"] == 0.0
     assert (d["channels"], d["size"]) == (1, 32) and 1 <= d["steps"] <= 1000
     assert sum(p.numel() for p in den.parameters()) == meta["parameters"]
 

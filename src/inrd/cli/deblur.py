@@ -19,8 +19,8 @@ def register(sub) -> None:
     p.add_argument("--noise", type=float, default=0.01, help="std nu of the Gaussian noise, [0, 1] units (default: 0.01)")
     p.add_argument("--denoiser", default="ffdnet", help="registry name (default: ffdnet, the offline pretrained network)")
     p.add_argument("--weights", help="checkpoint for denoisers that need one (drunet, diffunet)")
-    p.add_argument("--sigma-denoiser", type=float, help="sigma given to D (default: 1.5 x noise, or the smallest "
-                   "trained level of a diffusion network, ~0.005)")
+    p.add_argument("--sigma-denoiser", type=float, help="sigma given to D (default: 2 x noise for pnp-pgd, 5 x noise "
+                   "for gs-pnp, or the smallest trained level of a diffusion network, ~0.005)")
     p.add_argument("--iters", type=int, default=100, help="iterations (default: 100)")
     p.add_argument("--stepsize", type=float, help="tau in units of nu^2 (f carries 1/nu^2); default nu^2 / ||A||^2 = 1/L")
     p.add_argument("--algorithm", default="pnp-pgd", choices=("pnp-pgd", "gs-pnp"),
@@ -47,20 +47,21 @@ def run(args) -> int:
         raise ValueError(f"--noise must be > 0 (nu appears as 1/nu^2 in f), got {args.noise}.")
     if args.size < 0:
         raise ValueError(f"--size must be >= 0, got {args.size}.")
-    out = io.ensure_writable_dir(args.out)
     size = args.size or None
     kernel = R.load_kernel(args.kernel)
     x = io.load_image(args.image, size=size)
+    out = io.ensure_writable_dir(args.out)
     D, channels = R.load_denoiser(args.denoiser, x.shape[1], weights=args.weights, device=args.device)
     if channels != x.shape[1]:
         x = io.load_image(args.image, size=size, channels=channels)
     x = x.to(args.device)
     op = R.PeriodicBlur(kernel)
     y = R.observe(x, op, args.noise, seed=args.seed)
-    sigma = args.sigma_denoiser if args.sigma_denoiser is not None else R.default_sigma(D, args.noise)
+    algorithm = args.algorithm.replace("-", "_")
+    sigma = args.sigma_denoiser if args.sigma_denoiser is not None else R.default_sigma(D, args.noise, algorithm)
     Dp = R.CircularPad(D, args.pad)
     t0 = time.perf_counter()
-    if args.algorithm == "pnp-pgd":
+    if algorithm == "pnp_pgd":
         res = R.pnp_pgd(y, op, Dp, sigma, stepsize=args.stepsize, iters=args.iters, x_true=x, noise_level=args.noise)
     else:
         if args.stepsize is not None:

@@ -39,7 +39,7 @@ def register(sub) -> None:
     p.add_argument("--steps", type=int, help="number of steps (pruning for ddpm/cosine/files)")
     p.add_argument("--sigma-min", type=float)
     p.add_argument("--sigma-max", type=float)
-    p.add_argument("--relax", type=_relax, default="canonical", help="canonical | ind | ddim | a number in [0, 1]")
+    p.add_argument("--relax", type=_relax, help="canonical | ind | ddim | a number in [0, 1] (default: the denoiser's)")
     p.add_argument("--init", help="start V_T: a constant (0.5), gaussian:STD[:MEAN], or an image file")
     p.add_argument("--size", type=int)
     p.add_argument("--channels", type=int, choices=(1, 3))
@@ -84,10 +84,19 @@ def run(args) -> int:
     pick = lambda key: getattr(args, key) if getattr(args, key) is not None else defaults.get(key)  # noqa: E731
     from_file = pick("schedule").replace("_", "-").lower() not in schedules.SCHEDULES
     sigmas = build_schedule(pick("schedule"), args.steps if from_file else pick("steps"), pick("sigma_min"), pick("sigma_max"))
-    rho = args.relax
+    # the same defaults as `inrd sample` (inrd.generate.generate)
+    rho = args.relax if args.relax is not None else defaults.get("relax", "canonical")
+    try:
+        rho = float(rho)
+    except (TypeError, ValueError):
+        pass
     T = sigmas.numel() - 1
     size, channels = int(pick("size")), int(pick("channels"))
-    init, init_std, init_desc = parse_init(pick("init") if args.init is None else args.init, (1, channels, size, size), device, dtype)
+    one = (1, channels, size, size)
+    if args.init is None:  # the denoiser's start: a constant plus its default Gaussian start noise
+        init, init_std, init_desc = parse_init(defaults["init"], one, device, dtype, float(defaults.get("init_std", 0.0)))
+    else:
+        init, init_std, init_desc = parse_init(args.init, one, device, dtype)
     D, fast_settings = speed_up(D, args.fast, args.chunk, compile=not args.no_compile, cuda_graphs=args.cuda_graphs)
 
     width = max(6, len(str(args.n - 1)))

@@ -60,7 +60,10 @@ class UNetEps(nn.Module):
 
     def __init__(self, config: dict):
         super().__init__()
-        from diffusers import UNet2DModel
+        try:
+            from diffusers import UNet2DModel
+        except ImportError:
+            raise ValueError("inrd-small is a diffusers UNet2DModel: install diffusers (pip install diffusers).") from None
 
         self.unet = UNet2DModel(**config)
 
@@ -131,7 +134,8 @@ def build(weights=None, device=None, timestep: str = "nearest", clamp: bool = Fa
         timestep, clamp: see :class:`~inrd.denoisers.EpsDenoiser` (nearest DDPM timestep, no clamp).
 
     The result is an :class:`EpsDenoiser` (paper eq. 15) in eval mode with ``sigma_range`` = the DDPM
-    range (0.0050, 78.70) and ``sampling_defaults`` (pruned DDPM, start V_T = 0.5 as in the paper).
+    range (0.0050, 78.70) and ``sampling_defaults`` (DDPM pruned to 50 steps, canonical relaxation,
+    start V_T = 0.5 as in the paper), and ``metadata`` (the JSON sidecar).
     """
     if options:
         raise ValueError(f"inrd-small takes no option(s) {', '.join(sorted(options))}; only weights, device, timestep, clamp.")

@@ -62,7 +62,7 @@ def run(out_dir="figures", weights=None, steps=STEPS, n=2, size=None, seed=0, de
             rows[r].append(x)
             record.append({"relax": relax, "steps": k, "seconds": time.perf_counter() - t0, "error": err,
                            "final_std": stab.summary().get("final_std"), "sigmas": sigmas.tolist()})
-    stand_in = "" if name == "diffunet" else f" (offline stand-in for DiffUNet FFHQ: {name})"
+    stand_in = "" if name == "diffunet" else " (offline stand-in for DiffUNet FFHQ)"
     title = f"Fig. 2: IND (top) vs INRD canonical (bottom), {name}{stand_in}, same seed {seed} in every cell"
     save_figure_grid(png, rows, ["IND", "INRD"], [f"{k} steps" for k in steps], title)
     for r, relax in enumerate(("ind", "canonical")):

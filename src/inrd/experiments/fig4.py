@@ -8,7 +8,7 @@ but oversmooths; convergent PnP variants (the paper's ref. [11]) are the remedy.
 What runs depends on what is installed, and the figure title and JSON say which:
 
 * DRUNet when its weights are cached or given (``drunet_weights``), else the pretrained FFDNet as an
-  offline stand-in, at ``sigma = 1.5 nu`` (:func:`inrd.restoration.default_sigma`);
+  offline stand-in, at ``sigma = 2 nu`` (:func:`inrd.restoration.default_sigma`);
 * the same network at sigma = 0.005 (DiffUNet's level) - it separates "small sigma" from "diffusion
   network";
 * DiffUNet FFHQ at sigma_1 = 0.0050003 when its weights are given (``weights``) or cached;
@@ -72,7 +72,8 @@ def _plan(weights, drunet_weights, noise, device):
                          sigma=float(Ds.sigma_range[0]), algorithm="pnp_pgd"))
     else:
         notes["inrd-small"] = f"not run: {err}"
-    runs.append(dict(label=f"GS-PnP {base} s=0.05", name=base, D=D, channels=ch, sigma=0.05, algorithm="gs_pnp"))
+    s_gs = R.default_sigma(D, noise, "gs_pnp")
+    runs.append(dict(label=f"GS-PnP {base} s={s_gs:.3g}", name=base, D=D, channels=ch, sigma=s_gs, algorithm="gs_pnp"))
     return base, runs, notes
 
 

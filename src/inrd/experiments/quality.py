@@ -20,10 +20,10 @@ measured instead of eyeballed:
 Samples start at V_T = 0.5 as in the paper, use one noise generator per sample (seeded), and are
 clamped to [0, 1] before measuring (the fraction of pixels that needed clamping by more than 1/255 is
 recorded). Cost: one network call per step and per batch, i.e. 2 x 1430 calls of a batch of
-``samples`` images; with the default ``samples=32`` this takes about 5-15 minutes on one CPU core
-(measured: see docs/small_model.md). The experiment writes ``quality.json`` (every number and
-parameter), ``quality.png`` (SWD and nearest-neighbour distance against the steps) and
-``quality_samples.png`` (the first 8 samples of every run, plus real crops) and
+``samples`` images; with the default ``samples=32`` it took 815 s of wall time (454 s of CPU) on one
+thread of a loaded, shared 2-core machine (docs/small_model.md). The experiment writes
+``quality.json`` (every number and parameter), ``quality.png`` (SWD and nearest-neighbour distance
+against the steps), ``quality_samples.png`` (the first 8 samples of every run, plus real crops) and
 ``quality_samples.safetensors`` (every raw sample).
 """
 
@@ -62,6 +62,7 @@ def run(
     floor_draws: int = 5,
     threads: int | None = None,
     progress: bool = True,
+    **_,
 ) -> dict:
     """Run the experiment into ``out_dir``; return the JSON dict (see the module docstring)."""
     if int(samples) != samples or samples < 2:
