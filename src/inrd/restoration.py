@@ -595,18 +595,18 @@ def gs_pnp(
     with ``prox_{tau f}`` exact (``physics.prox_l2``, closed form for a periodic blur). With ``step = 1``
     a step is ``prox_{tau f} o D^GS_sigma``, Hurault et al.'s choice.
 
-    Convergence (Hurault et al., Thm. 1, via Attouch-Bolte-Svaiter): if ``grad g_sigma`` is
+    Convergence (Hurault et al.'s theorem for GS-PnP, via Attouch-Bolte-Svaiter): if ``grad g_sigma`` is
     L_g-Lipschitz and ``tau lam L_g < 1``, then F(v_n) is non-increasing, ``||v_{n+1} - v_n|| -> 0``, and
     (F being real-analytic / KL for smooth networks) v_n converges to a critical point of F. L_g is
     not known, so the step is found by backtracking (their Alg. 1): while
     ``F(v_n) - F(v_{n+1}) < (gamma / tau) ||v_{n+1} - v_n||^2`` shrink ``tau <- eta tau``. This forces
-    the sufficient decrease, hence ``sum ||v_{n+1} - v_n||^2 <= tau F(v_0) / gamma`` whatever the
+    the sufficient decrease, hence ``sum ||v_{n+1} - v_n||^2 <= tau_0 F(v_0) / gamma`` (F >= 0) whatever the
     network. Caveat: the Lipschitz assumption needs a smooth network (GS-DRUNet uses ELU); with a
     ReLU network (FFDNet) g is only piecewise smooth, the decrease is still enforced by backtracking
     when it succeeds, and a failed backtracking is reported as ``backtracking_failures``.
 
     With ``N`` = the DRUNet inside deepinv's ``GSDRUNet`` (``model.student_grad``) and its trained
-    weights this is exactly GS-PnP; with another denoiser as N, ``D^GS = N + J_N^T (Id - N)`` denoises
+    weights this is Hurault et al.'s GS-PnP (their lam and step values aside); with another denoiser as N, ``D^GS = N + J_N^T (Id - N)`` denoises
     less than N (for a symmetric linear N with eigenvalue w: 1 - (1 - w)^2 >= w), so a larger sigma suits.
 
     Args:

@@ -35,8 +35,6 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    import torch
-
     from .. import io
     from .. import restoration as R
     from ..metrics import psnr

@@ -25,7 +25,6 @@ from __future__ import annotations
 import time
 
 import numpy as np
-import torch
 
 from .. import io
 from .. import restoration as R
@@ -146,7 +145,9 @@ def run(out_dir="figures", weights=None, images=None, size=128, iters=100, noise
         pad: circular padding of the denoiser input (:class:`inrd.restoration.CircularPad`); 0 is the
             raw scheme, where a CNN also produces artifacts along the periodic seam.
         drunet_weights: DRUNet checkpoint; None tries the cache, else FFDNet stands in.
-    Default runtime on 2 CPU cores: about 1-3 minutes (3 images 128 x 128, 100 iterations per run).
+    Default runtime (3 images 128 x 128, 100 iterations per run, GS-PnP 50): about 1 minute on 2 CPU
+    cores that are not shared (FFDNet ~3 s per run, inrd-small ~8 s, GS-PnP ~3 s per image); several
+    times longer when other processes compete for the cores.
     """
     png, js = out_paths(out_dir, "fig4")
     images = tuple(images) if images else IMAGES
