@@ -16,8 +16,9 @@ All three samplers run canonical DDPM ancestral sampling (paper eqs. 18-21), one
   ``--cuda-graphs``), compile time excluded (warm-up run).
 
 Timing: one warm-up run of each sampler, then ``--repeats`` rounds; in every round each sampler runs
-once, in a rotated order, so that load from other processes hits all of them alike; medians are
-reported, of the wall time and (useful on a shared CPU) of the process's CPU time. Peak memory: on CUDA ``torch.cuda.max_memory_allocated`` above the level before the run
+once, in a rotated order, so that load from other processes hits all of them alike; the minimum (on
+CPU: the least disturbed run, robust on a shared machine) or the median (on CUDA) over the rounds is
+reported, of the wall time and of the process's CPU time; every run's time is in the JSON. Peak memory: on CUDA ``torch.cuda.max_memory_allocated`` above the level before the run
 (timed runs); on CPU the peak *resident set size* above the level before the run, sampled every
 millisecond from ``/proc/self/statm`` by a thread during one extra, untimed run per sampler (glibc is
 told to return freed memory: ``malloc_trim`` before each run, ``M_MMAP_THRESHOLD`` = 128 KiB); tracemalloc
@@ -231,13 +232,14 @@ def benchmark(runs, args, device) -> dict:
             with PeakRSS() as p, torch.no_grad():
                 runs[k](args.seed)
             mems[k].append(p.increase)
+    stat = min if args.stat == "min" else median
     rows = {}
     for k in names:
-        t = median(times[k])
+        t = stat(times[k])
         rows[k] = {
             "seconds": t,
             "seconds_all": times[k],
-            "cpu_seconds": median(cpus[k]),
+            "cpu_seconds": stat(cpus[k]),
             "cpu_seconds_all": cpus[k],
             "ms_per_step": 1e3 * t / args.steps,
             "ms_per_image_per_step": 1e3 * t / args.steps / args.batch,
@@ -246,6 +248,28 @@ def benchmark(runs, args, device) -> dict:
             "final_mean": float(finals[k].float().mean()),
         }
     return rows
+
+
+class TrivialEps(torch.nn.Module):
+    """An eps-'network' costing one elementwise operation: a sampler run with it times the sampler's
+    own machinery (its loop, noise, adapter, solver arithmetic)."""
+
+    def forward(self, x, t):
+        return 0.1 * x
+
+
+def machinery(args, device, repeats: int) -> dict:
+    """Each sampler's own time per step, with :class:`TrivialEps` in place of the network (min over
+    interleaved rounds): the part of a sampler's time that is not the network's."""
+    trivial = argparse.Namespace(**{**vars(args), "fast": False})
+    runs, _, _, _ = make_samplers(TrivialEps().to(device), trivial, device)
+    times = {k: [] for k in runs}
+    for r in range(repeats):
+        names = list(runs)[r % len(runs):] + list(runs)[: r % len(runs)]
+        for k in names:
+            t, _, _, _ = timed(runs[k], device, args.seed)
+            times[k].append(t)
+    return {k: 1e3 * min(v) / args.steps for k, v in times.items()}
 
 
 def overhead(D, sigmas, shape, device, repeats: int) -> dict:
@@ -382,6 +406,9 @@ def main(argv=None) -> int:
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--stat", choices=("min", "median"), default=None,
+                   help="statistic over the rounds (default: min on CPU, the least disturbed run on a shared "
+                   "machine; median on CUDA)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--fast", action="store_true", help="add an 'inrd --fast' row")
     p.add_argument("--fast-dtype", default="auto", choices=("auto", "bf16", "fp16", "fp32"), help="auto: fp16 on CUDA, bf16 on CPU")
@@ -399,6 +426,7 @@ def main(argv=None) -> int:
     cuda = device.type == "cuda"
     args.size = args.size or (256 if cuda else 32)
     args.batch = args.batch or (32 if cuda else 2)
+    args.stat = args.stat or ("median" if cuda else "min")
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.flush_denormal:
@@ -411,7 +439,7 @@ def main(argv=None) -> int:
     runs, D, sigmas, shape = make_samplers(eps, args, device)
     where = torch.cuda.get_device_name(device) if cuda else f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
     print(f"{desc}\ndevice {device} ({where}), torch {torch.__version__}; {args.size}x{args.size}, batch {args.batch}, "
-          f"{args.steps} pruned DDPM steps, {args.repeats} interleaved rounds (medians)", flush=True)
+          f"{args.steps} pruned DDPM steps, {args.repeats} interleaved rounds ({args.stat} reported)", flush=True)
     report = {"config": vars(args), "network": desc, "device": str(device), "device_name": where,
               "torch": torch.__version__, "inrd": inrd.__version__}
 
@@ -462,6 +490,12 @@ def main(argv=None) -> int:
         if "ffdnet_ms_per_step" in ov:
             print(f"  vs the pretrained FFDNet at the same shape ({ov['ffdnet_ms_per_step']:.1f} ms per step): "
                   f"{100 * ov['fraction_of_ffdnet_time']:.2f}%")
+        mach = machinery(args, device, max(5, args.repeats))
+        report["machinery_ms_per_step"] = mach
+        dump()
+        print("each sampler's own time per step with a trivial eps-network (min of interleaved rounds): "
+              + ", ".join(f"{k} {v:.3f} ms" for k, v in mach.items())
+              + f"; inrd/deepinv {mach['inrd'] / mach['deepinv']:.2f}, inrd/diffusers {mach['inrd'] / mach['diffusers']:.2f}")
 
     if args.accuracy:
         acc = accuracy(eps, args, device)

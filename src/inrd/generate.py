@@ -15,9 +15,10 @@ import torch
 
 from . import denoisers, io, schedules
 from .diagnostics import StabilityRecorder
+from .fast import speed_up
 from .sampler import SamplingDiverged, sample, sample_seed
 
-__all__ = ["SampleConfig", "generate", "build_schedule", "parse_init", "default_denoiser", "load_denoiser"]
+__all__ = ["SampleConfig", "generate", "settings", "build_schedule", "parse_init", "default_denoiser", "load_denoiser"]
 
 # Fallbacks when a denoiser carries no ``sampling_defaults`` (e.g. a user's deepinv model):
 # the paper's DRUNet-like setting, noise range [0, 0.2] with a large Gaussian start.
@@ -46,6 +47,9 @@ class SampleConfig:
     dtype: str = "float32"
     snapshots: int = 0
     progress: bool = True
+    fast: Optional[str] = None  # "auto" | "bf16" | "fp16" | "fp32": see inrd.fast.speed_up
+    chunk: Optional[int] = None  # at most this many images per denoiser call (0: adapt to memory)
+    compile: bool = True  # with fast: torch.compile the network
     options: dict = field(default_factory=dict)  # extra keyword options for the denoiser
 
 
@@ -108,6 +112,29 @@ def parse_init(spec, shape, device, dtype, default_std: float = 0.0) -> tuple[Un
     return img.expand(shape).clone(), 0.0, f"image {spec}"
 
 
+def settings(D, opts, batch: int) -> dict:
+    """Resolve the sampling settings of ``opts`` (a :class:`SampleConfig` or CLI namespace with the same
+    field names; ``None`` means the denoiser's ``sampling_defaults``): sigmas, relaxation, shape and start."""
+    defaults = {**GENERIC_DEFAULTS, **getattr(D, "sampling_defaults", {})}
+    pick = lambda key: getattr(opts, key) if getattr(opts, key) is not None else defaults.get(key)  # noqa: E731
+    schedule = pick("schedule")
+    from_file = schedule.replace("_", "-").lower() not in schedules.SCHEDULES
+    # a file of sigmas is pruned only on request; named schedules take the denoiser's default step count
+    sigmas = build_schedule(schedule, opts.steps if from_file else pick("steps"), pick("sigma_min"), pick("sigma_max"))
+    rho = opts.relax if opts.relax is not None else defaults.get("relax", "canonical")
+    try:
+        rho = float(rho)
+    except (TypeError, ValueError):
+        pass
+    shape = (batch, int(pick("channels")), int(pick("size")), int(pick("size")))
+    dtype = DTYPES[opts.dtype]
+    if opts.init is None:  # the denoiser's start: a constant plus its default Gaussian start noise
+        init, init_std, desc = parse_init(defaults["init"], shape, opts.device, dtype, float(defaults.get("init_std", 0.0)))
+    else:
+        init, init_std, desc = parse_init(opts.init, shape, opts.device, dtype)
+    return {"schedule": schedule, "sigmas": sigmas, "rho": rho, "shape": shape, "init": init, "init_std": init_std, "init_desc": desc}
+
+
 def generate(cfg: SampleConfig, out_dir) -> dict:
     """Sample ``cfg.batch`` images and write ``grid.png``, ``sample_XXX.png`` (each with a JSON sidecar),
     ``stability.png`` and, with ``snapshots``, ``trajectory.png``. Returns the grid's sidecar dict."""
@@ -119,40 +146,26 @@ def generate(cfg: SampleConfig, out_dir) -> dict:
     name, D = load_denoiser(cfg.denoiser, cfg.weights, cfg.device, **cfg.options)
     if hasattr(D, "eval"):
         D.eval()
-    defaults = {**GENERIC_DEFAULTS, **getattr(D, "sampling_defaults", {})}
-    pick = lambda key: getattr(cfg, key) if getattr(cfg, key) is not None else defaults.get(key)  # noqa: E731
-
-    from_file = pick("schedule").replace("_", "-").lower() not in schedules.SCHEDULES
-    # a file of sigmas is pruned only on request; named schedules take the denoiser's default step count
-    sigmas = build_schedule(pick("schedule"), cfg.steps if from_file else pick("steps"), pick("sigma_min"), pick("sigma_max"))
-    rho = cfg.relax if cfg.relax is not None else defaults.get("relax", "canonical")
-    try:
-        rho = float(rho)
-    except (TypeError, ValueError):
-        pass
-    size, channels = int(pick("size")), int(pick("channels"))
-    shape = (cfg.batch, channels, size, size)
+    st = settings(D, cfg, batch=cfg.batch)
+    sigmas, rho, shape, init, init_std, init_desc = st["sigmas"], st["rho"], st["shape"], st["init"], st["init_std"], st["init_desc"]
     dtype = DTYPES[cfg.dtype]
-    if cfg.init is None:  # the denoiser's start: a constant plus its default Gaussian start noise
-        init, init_std, init_desc = parse_init(defaults["init"], shape, cfg.device, dtype, float(defaults.get("init_std", 0.0)))
-    else:
-        init, init_std, init_desc = parse_init(cfg.init, shape, cfg.device, dtype)
+    D, fast_settings = speed_up(D, cfg.fast, cfg.chunk, compile=cfg.compile)
 
     T = sigmas.numel() - 1
     stab = StabilityRecorder(every=max(1, T // 200))
     frames: list[torch.Tensor] = []
     K = int(cfg.snapshots or 0)
 
-    def callback(st):
-        stab(st)
-        if K and (st.t % K == 0 or st.t == 1):
-            frames.append(st.x.detach().float().cpu().clamp(0, 1))
+    def callback(step):
+        stab(step)
+        if K and (step.t % K == 0 or step.t == 1):
+            frames.append(step.x.detach().float().cpu().clamp(0, 1))
 
     params = {
         "denoiser": name,
         "weights": cfg.weights,
         "denoiser_options": cfg.options,
-        "schedule": pick("schedule"),
+        "schedule": st["schedule"],
         "steps": T,
         "sigmas": sigmas.tolist(),
         "relax": rho,
@@ -165,6 +178,7 @@ def generate(cfg: SampleConfig, out_dir) -> dict:
         "sample_seeds": [sample_seed(cfg.seed, i) for i in range(cfg.batch)],
         "device": str(cfg.device),
         "dtype": cfg.dtype,
+        **fast_settings,
         "config": asdict(cfg),
     }
     t0 = time.perf_counter()
@@ -185,7 +199,7 @@ def generate(cfg: SampleConfig, out_dir) -> dict:
     for i in range(cfg.batch):
         io.save_with_sidecar(out / f"sample_{i:03d}.png", x[i : i + 1].clamp(0, 1), {**params, "index": i, "stability": None})
     io.save_with_sidecar(out / "grid.png", x.clamp(0, 1), params)
-    stab.plot(out / "stability.png", title=f"{name}, {pick('schedule')} {T} steps, relax={rho}, init={init_desc}")
+    stab.plot(out / "stability.png", title=f"{name}, {st['schedule']} {T} steps, relax={rho}, init={init_desc}")
     if frames:
         strip = torch.stack(frames, 1).reshape(-1, *shape[1:])  # row i: trajectory of sample i
         io.save_grid(out / "trajectory.png", strip, nrow=len(frames))

@@ -35,6 +35,11 @@ def register(sub) -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--dtype", default="float32", choices=sorted(DTYPES))
     p.add_argument("--snapshots", type=int, default=0, metavar="K", help="save the iterate every K steps (trajectory.png)")
+    p.add_argument("--fast", nargs="?", const="auto", choices=("auto", "bf16", "fp16", "fp32"),
+                   help="fast path for neural denoisers: the network in reduced precision (auto: fp16 on CUDA, bf16 on "
+                   "CPU), channels_last, torch.compile; accuracy in benchmarks/README.md")
+    p.add_argument("--no-compile", action="store_true", help="with --fast: do not torch.compile the network")
+    p.add_argument("--chunk", type=int, metavar="K", help="denoise at most K images per network call (0: adapt to memory)")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--out", default="samples", help="output folder (default: ./samples)")
     p.set_defaults(func=run)
@@ -47,7 +52,8 @@ def run(args) -> int:
         denoiser=args.denoiser, weights=args.weights, schedule=args.schedule, steps=args.steps,
         sigma_min=args.sigma_min, sigma_max=args.sigma_max, relax=args.relax, init=args.init, batch=args.batch,
         size=args.size, channels=args.channels, seed=args.seed, device=args.device, dtype=args.dtype,
-        snapshots=args.snapshots, progress=not args.no_progress,
+        snapshots=args.snapshots, progress=not args.no_progress, fast=args.fast, chunk=args.chunk,
+        compile=not args.no_compile,
     )
     params = generate(cfg, args.out)
     summ = params["stability"]["summary"]

@@ -61,7 +61,7 @@ def run(args) -> int:
     from .. import io, schedules
     from ..distributed import batches, dist_env, init_distributed, rank_device, sample_distributed
     from ..fast import speed_up
-    from ..generate import DTYPES, GENERIC_DEFAULTS, build_schedule, load_denoiser, parse_init
+    from ..generate import DTYPES, load_denoiser, settings
     from ..sampler import SamplingDiverged, sample_seed
 
     if args.n < 1:
@@ -80,23 +80,10 @@ def run(args) -> int:
     name, D = load_denoiser(args.denoiser, args.weights, device)
     if hasattr(D, "eval"):
         D.eval()
-    defaults = {**GENERIC_DEFAULTS, **getattr(D, "sampling_defaults", {})}
-    pick = lambda key: getattr(args, key) if getattr(args, key) is not None else defaults.get(key)  # noqa: E731
-    from_file = pick("schedule").replace("_", "-").lower() not in schedules.SCHEDULES
-    sigmas = build_schedule(pick("schedule"), args.steps if from_file else pick("steps"), pick("sigma_min"), pick("sigma_max"))
-    # the same defaults as `inrd sample` (inrd.generate.generate)
-    rho = args.relax if args.relax is not None else defaults.get("relax", "canonical")
-    try:
-        rho = float(rho)
-    except (TypeError, ValueError):
-        pass
+    st = settings(D, args, batch=1)  # the same defaults as `inrd sample`
+    sigmas, rho, init, init_std, init_desc = st["sigmas"], st["rho"], st["init"], st["init_std"], st["init_desc"]
+    _, channels, size, _ = st["shape"]
     T = sigmas.numel() - 1
-    size, channels = int(pick("size")), int(pick("channels"))
-    one = (1, channels, size, size)
-    if args.init is None:  # the denoiser's start: a constant plus its default Gaussian start noise
-        init, init_std, init_desc = parse_init(defaults["init"], one, device, dtype, float(defaults.get("init_std", 0.0)))
-    else:
-        init, init_std, init_desc = parse_init(args.init, one, device, dtype)
     D, fast_settings = speed_up(D, args.fast, args.chunk, compile=not args.no_compile, cuda_graphs=args.cuda_graphs)
 
     width = max(6, len(str(args.n - 1)))
@@ -134,7 +121,7 @@ def run(args) -> int:
     params = {
         "denoiser": name,
         "weights": args.weights,
-        "schedule": pick("schedule"),
+        "schedule": st["schedule"],
         "steps": T,
         "sigmas": sigmas.tolist(),
         "relax": rho,
@@ -159,7 +146,7 @@ def run(args) -> int:
     }
     io.write_json(Path(out) / "sample_many.json", params)
     print(
-        f"{total} samples ({args.n} requested) with {name}, {pick('schedule')} {T} steps, on {world} process(es): "
+        f"{total} samples ({args.n} requested) with {name}, {st['schedule']} {T} steps, on {world} process(es): "
         f"{params['timing']['seconds']:.1f} s -> {out}/sample_*.png"
     )
     return 0
