@@ -198,3 +198,11 @@ def test_per_sample_noise_is_standard_normal():
     # 16384 N(0, 1) draws: the sample mean has std 1/128, the sample variance std sqrt(2/16384) ~ 0.011
     assert abs(z.mean().item()) < 4 / 128
     assert abs(z.var().item() - 1) < 4 * math.sqrt(2 / 16384)
+
+
+def test_per_sample_noise_is_each_samples_own_stream():
+    from inrd.sampler import sample_seed
+
+    z = PerSampleNoise(seed=7, batch=2, first=5)(1, torch.empty(2, 3, 8, 8))
+    g = torch.Generator().manual_seed(sample_seed(7, 6))
+    assert torch.equal(z[1], torch.randn(3, 8, 8, generator=g))

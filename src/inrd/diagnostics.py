@@ -85,7 +85,7 @@ class StabilityRecorder:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        from .io import atomic_path
+        from .io import save_figure
 
         t = [r["t"] for r in self.rows]
         fig, ax = plt.subplots(1, 2, figsize=(11, 4))
@@ -105,6 +105,4 @@ class StabilityRecorder:
         ax[1].set_title("iterate statistics")
         fig.suptitle(title, fontsize=9)
         fig.tight_layout()
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format="png", dpi=100)
-        plt.close(fig)
+        save_figure(fig, path, dpi=100)

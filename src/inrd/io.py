@@ -23,6 +23,7 @@ __all__ = [
     "ensure_writable_dir",
     "save_image",
     "save_grid",
+    "save_figure",
     "write_json",
     "save_with_sidecar",
     "versions",
@@ -122,6 +123,16 @@ def grid(x: torch.Tensor, nrow: int | None = None, pad: int = 2, value: float = 
 
 def save_grid(path, x: torch.Tensor, nrow: int | None = None) -> Path:
     return save_image(path, grid(x.detach().float().cpu(), nrow))
+
+
+def save_figure(fig, path, dpi: int = 110) -> Path:
+    """Write a matplotlib figure as PNG (atomically) and close it."""
+    import matplotlib.pyplot as plt
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=dpi)
+    plt.close(fig)
+    return Path(path)
 
 
 def _jsonable(o):

@@ -700,7 +700,7 @@ def plot_diagnostics(path, runs: dict, title: str = "", reference: Optional[dict
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .io import atomic_path
+    from .io import save_figure
 
     has_psnr = any(r.psnr for r in runs.values())
     fig, axes = plt.subplots(1, 2 if has_psnr else 1, figsize=(10 if has_psnr else 5.5, 3.6), squeeze=False)
@@ -725,7 +725,5 @@ def plot_diagnostics(path, runs: dict, title: str = "", reference: Optional[dict
         ax.legend(fontsize=7)
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
     return Path(path)

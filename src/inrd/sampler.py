@@ -65,10 +65,11 @@ class PerSampleNoise:
     def __call__(self, t: int, like: torch.Tensor) -> torch.Tensor:
         if like.shape[0] != len(self.generators):
             raise ValueError(f"noise source made for {len(self.generators)} samples, iterate has {like.shape[0]}.")
-        z = torch.stack(
-            [torch.randn(like.shape[1:], generator=g, device=self.device, dtype=torch.float32) for g in self.generators]
-        )
-        return z.to(device=like.device, dtype=like.dtype)
+        # fill one preallocated tensor row by row (same stream as torch.randn per sample, no stack copy)
+        z = torch.empty((len(self.generators), *like.shape[1:]), device=self.device, dtype=torch.float32)
+        for row, g in zip(z, self.generators):
+            row.normal_(generator=g)
+        return z.to(device=like.device, dtype=like.dtype, non_blocking=True)
 
 
 NoiseSource = Callable[[int, torch.Tensor], torch.Tensor]

@@ -1,7 +1,6 @@
 import json
 
 import pytest
-import torch
 
 from inrd.cli import main
 
@@ -107,5 +106,5 @@ def test_chunk_is_exact_and_fast_path_is_close(tmp_path):
     assert "bf16" in json.dumps(side).lower()
     a = np.asarray(Image.open(tmp_path / "ref/grid.png")).astype(float)
     b = np.asarray(Image.open(tmp_path / "fast/grid.png")).astype(float)
-    # bf16 network (8-bit mantissa) over 8 FFDNet steps: measured mean |diff| ~1-2 grey levels of 255
+    # bf16 network (8-bit mantissa) over 8 FFDNet steps: measured mean |diff| 0.9 grey levels of 255 (max 6)
     assert np.abs(a - b).mean() < 6

@@ -1,11 +1,10 @@
 import json
 
 import pytest
-import torch
 
 from inrd import schedules as S
 from inrd.cli import main
-from inrd.experiments import fig1, fig2, fig3
+from inrd.experiments import fig2, fig3
 
 
 def test_fig1_writes_figure_and_ranges(tmp_path):

@@ -183,9 +183,7 @@ def plot(results, path) -> Path:
         row[0].legend(fontsize=7)
     fig.suptitle("Exact W2 between INRD's output law and Gaussian data (exact MMSE denoiser, V_T = 0.5)", fontsize=9)
     fig.tight_layout()
-    with io.atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
+    io.save_figure(fig, path, dpi=110)
     return Path(path)
 
 

@@ -32,9 +32,7 @@ def save_figure_grid(path, rows: list[list[torch.Tensor]], row_labels, col_label
                 ax.set_ylabel(row_labels[i], fontsize=9)
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    with io.atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
+    io.save_figure(fig, path, dpi=110)
 
 
 def out_paths(out_dir, name: str) -> tuple[Path, Path]:

@@ -44,9 +44,7 @@ def plot(table: dict, path) -> None:
     ax.set_title("Noise schedules (cf. paper Fig. 1)")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    with io.atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
+    io.save_figure(fig, path, dpi=110)
 
 
 def run(out_dir="figures", **_) -> dict:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import time
 
-import torch
 
 from .. import denoisers, io, schedules as S
 from ..diagnostics import StabilityRecorder

@@ -99,9 +99,7 @@ def _save_grid(path, rows, row_labels, col_labels, cell_labels, title):
                 ax.set_ylabel(row_labels[i], fontsize=8)
     fig.suptitle(title, fontsize=8)
     fig.tight_layout()
-    with io.atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
+    io.save_figure(fig, path, dpi=110)
 
 
 def _save_curves(path, per_image, title):
@@ -128,9 +126,7 @@ def _save_curves(path, per_image, title):
             ax.legend(fontsize=6)
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    with io.atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
+    io.save_figure(fig, path, dpi=100)
 
 
 def run(out_dir="figures", weights=None, images=None, size=128, iters=100, noise=0.01, kernel="gaussian:1.6",
@@ -186,7 +182,7 @@ def run(out_dir="figures", weights=None, images=None, size=128, iters=100, noise
         per_image[str(spec)] = rec
     stand_in = base != "drunet"
     title = (f"Fig. 4: PnP-PGD deblurring, {kernel}, nu={noise}, tau=nu^2/||A||^2, {iters} it., pad={pad}"
-             + (f"; FFDNet stands in for DRUNet" if stand_in else "")
+             + ("; FFDNet stands in for DRUNet" if stand_in else "")
              + ("; DiffUNet weights absent: not run" if "diffunet" in notes else ""))
     _save_grid(png, grid_rows, [str(s) for s in images], cols, cells, title)
     _save_curves(png.with_name("fig4_curves.png"), per_image, title)

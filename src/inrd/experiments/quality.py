@@ -212,6 +212,4 @@ def _plot(path, r: dict) -> None:
         ax.legend(fontsize=7)
     fig.suptitle(f"inrd-small, {r['samples']} samples per point", fontsize=9)
     fig.tight_layout()
-    with io.atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
+    io.save_figure(fig, path, dpi=110)
