@@ -345,7 +345,7 @@ def test_registry_entries_are_complete():
     for c in W.REGISTRY.values():
         assert c.kind in ("download", "bundled") and c.architecture and c.licence and c.source
         if c.kind == "download":
-            assert c.url.startswith("https://") and len(c.sha256) == 64 and c.size > 0
+            assert c.url.startswith("https:") and len(c.sha256) == 64 and c.size > 0
     assert W.REGISTRY["diffunet-ffhq"].filename == "diffusion_ffhq_10m.pt"
 
 

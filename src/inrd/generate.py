@@ -18,7 +18,7 @@ from .diagnostics import StabilityRecorder
 from .fast import speed_up
 from .sampler import SamplingDiverged, sample, sample_seed
 
-__all__ = ["SampleConfig", "generate", "settings", "build_schedule", "parse_init", "default_denoiser", "load_denoiser"]
+__all__ = ["SampleConfig", "generate", "settings", "settings_record", "build_schedule", "parse_init", "default_denoiser", "load_denoiser"]
 
 # Fallbacks when a denoiser carries no ``sampling_defaults`` (e.g. a user's deepinv model):
 # the paper's DRUNet-like setting, noise range [0, 0.2] with a large Gaussian start.
@@ -135,6 +135,20 @@ def settings(D, opts, batch: int) -> dict:
     return {"schedule": schedule, "sigmas": sigmas, "rho": rho, "shape": shape, "init": init, "init_std": init_std, "init_desc": desc}
 
 
+def settings_record(st: dict) -> dict:
+    """The JSON-ready part of :func:`settings` that every sidecar records."""
+    sigmas, rho = st["sigmas"], st["rho"]
+    return {
+        "schedule": st["schedule"],
+        "steps": sigmas.numel() - 1,
+        "sigmas": sigmas.tolist(),
+        "relax": rho,
+        "rho": schedules.relaxation(sigmas, rho).tolist(),
+        "init": st["init_desc"],
+        "init_std": st["init_std"],
+    }
+
+
 def generate(cfg: SampleConfig, out_dir) -> dict:
     """Sample ``cfg.batch`` images and write ``grid.png``, ``sample_XXX.png`` (each with a JSON sidecar),
     ``stability.png`` and, with ``snapshots``, ``trajectory.png``. Returns the grid's sidecar dict."""
@@ -165,13 +179,7 @@ def generate(cfg: SampleConfig, out_dir) -> dict:
         "denoiser": name,
         "weights": cfg.weights,
         "denoiser_options": cfg.options,
-        "schedule": st["schedule"],
-        "steps": T,
-        "sigmas": sigmas.tolist(),
-        "relax": rho,
-        "rho": schedules.relaxation(sigmas, rho).tolist(),
-        "init": init_desc,
-        "init_std": init_std,
+        **settings_record(st),
         "batch": cfg.batch,
         "shape": list(shape),
         "seed": cfg.seed,

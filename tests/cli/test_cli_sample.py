@@ -23,7 +23,8 @@ def test_sample_end_to_end_and_sidecar(tmp_path):
     assert side["init_std"] == 0.5 and side["shape"] == [2, 3, 16, 16]
     assert len(side["sample_seeds"]) == 2 and side["sample_seeds"][0] != side["sample_seeds"][1]
     assert {"torch", "deepinv", "inrd", "python"} <= set(side["versions"])
-    assert side["timing"]["seconds"] > 0
+    timing_keys = ("seconds", "seconds_per_step")  # recorded, never compared with a speed
+    assert all(side["timing"][k] > 0 for k in timing_keys)
     rows = side["stability"]["steps"]
     assert [r["t"] for r in rows] == list(range(8, 0, -1))
     assert all(r["sigma"] == pytest.approx(s) for r, s in zip(rows, side["sigmas"][:0:-1]))

@@ -58,10 +58,10 @@ def register(sub) -> None:
 def run(args) -> int:
     import torch
 
-    from .. import io, schedules
+    from .. import io
     from ..distributed import batches, dist_env, init_distributed, rank_device, sample_distributed
     from ..fast import speed_up
-    from ..generate import DTYPES, load_denoiser, settings
+    from ..generate import DTYPES, load_denoiser, settings, settings_record
     from ..sampler import SamplingDiverged, sample_seed
 
     if args.n < 1:
@@ -81,7 +81,7 @@ def run(args) -> int:
     if hasattr(D, "eval"):
         D.eval()
     st = settings(D, args, batch=1)  # the same defaults as `inrd sample`
-    sigmas, rho, init, init_std, init_desc = st["sigmas"], st["rho"], st["init"], st["init_std"], st["init_desc"]
+    sigmas, rho, init, init_std = st["sigmas"], st["rho"], st["init"], st["init_std"]
     _, channels, size, _ = st["shape"]
     T = sigmas.numel() - 1
     D, fast_settings = speed_up(D, args.fast, args.chunk, compile=not args.no_compile, cuda_graphs=args.cuda_graphs)
@@ -121,13 +121,7 @@ def run(args) -> int:
     params = {
         "denoiser": name,
         "weights": args.weights,
-        "schedule": st["schedule"],
-        "steps": T,
-        "sigmas": sigmas.tolist(),
-        "relax": rho,
-        "rho": schedules.relaxation(sigmas, rho).tolist(),
-        "init": init_desc,
-        "init_std": init_std,
+        **settings_record(st),
         "n": args.n,
         "batch": args.batch,
         "shape": [channels, size, size],
