@@ -36,9 +36,10 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .denoisers.small import DEFAULT_STEPS, make_unet, sha256, unet_config
+from .denoisers.small import DEFAULT_STEPS, make_unet, unet_config
 from .io import atomic_path, ensure_writable_dir, versions
 from .schedules import ddpm_alphas_cumprod
+from .weights import file_sha256
 
 __all__ = [
     "TEXTURES",
@@ -185,7 +186,7 @@ def export(out, ema_state: dict, config: dict, training: dict, source: str = "em
         "weights_dtype": "float16",
         "weights_source": f"EMA of the weights (decay {config['ema_decay']})" if source == "ema" else "last optimizer iterate",
         "parameters": int(sum(v.numel() for v in ema_state.values())),
-        "sha256": sha256(path),
+        "sha256": file_sha256(path),
     }
     write_json(path.with_suffix(".json"), meta)
     return path

@@ -9,7 +9,8 @@ import torch
 
 from inrd import sample
 from inrd.denoisers import EpsDenoiser, load
-from inrd.denoisers.small import BUNDLED, build, sha256
+from inrd.denoisers.small import BUNDLED, build
+from inrd.weights import file_sha256
 from inrd.metrics import psnr
 from inrd.schedules import ddpm, prune
 from inrd.train import random_crops, region
@@ -22,7 +23,7 @@ def den():
 
 def test_bundled_weights_load_with_their_metadata(den):
     meta = json.loads(BUNDLED.with_suffix(".json").read_text())
-    assert meta["sha256"] == sha256(BUNDLED)
+    assert meta["sha256"] == file_sha256(BUNDLED)
     assert BUNDLED.stat().st_size <= 10 * 2**20  # the project ships at most 10 MB of weights
     assert isinstance(den, EpsDenoiser) and not den.training
     lo, hi = den.sigma_range  # the DDPM training range in [0, 1] units (DESIGN.md check values)

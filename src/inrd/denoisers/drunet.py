@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from ..validate import check_image, sigma_vector
+from .ffdnet import FFDNetDenoiser
 
 __all__ = ["DRUNetDenoiser", "build", "WEIGHT_NAMES"]
 
@@ -71,18 +72,8 @@ class DRUNetDenoiser(nn.Module):
     # Paper Sec. 3.2 / Fig. 3: IND-DRUNet over 400 levels adapted to [0, 0.2], started from a Gaussian
     # V_T with s_T >> sigma_T ("otherwise the process degenerates immediately to the mean value").
     # s_T = 0.5 is what worked for the IPOL FFDNet (see inrd.denoisers.ffdnet), the closest denoiser we
-    # can run offline; the published DRUNet weights could not be tried here.
-    sampling_defaults = {
-        "schedule": "geometric",
-        "steps": 400,
-        "sigma_min": 0.002,
-        "sigma_max": 0.2,
-        "relax": "ind",
-        "init": 0.5,
-        "init_std": 0.5,
-        "channels": 3,
-        "size": 128,
-    }
+    # can run offline; the published DRUNet weights could not be tried here. Same settings, 400 steps.
+    sampling_defaults = {**FFDNetDenoiser.sampling_defaults, "steps": 400}
 
     def __init__(self, channels: int = 3, state_dict: dict | None = None, seed: int = 0):
         super().__init__()
@@ -91,6 +82,7 @@ class DRUNetDenoiser(nn.Module):
         if channels not in (1, 3):
             raise ValueError(f"DRUNet checkpoints exist for channels=1 (gray) or channels=3 (RGB), got channels={channels!r}.")
         self.channels = int(channels)
+        self.sampling_defaults = {**type(self).sampling_defaults, "channels": self.channels}
         # Built on the meta device: deepinv's orthogonal initialisation of 32M weights costs seconds
         # and would be overwritten anyway.
         with torch.device("meta"):

@@ -14,7 +14,6 @@ A model trained with ``inrd train --out DIR`` is loaded with ``weights="DIR/inrd
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -22,9 +21,10 @@ import torch
 from torch import nn
 
 from ..schedules import ddpm_alphas_cumprod
+from ..weights import file_sha256
 from .eps import EpsDenoiser
 
-__all__ = ["build", "make_unet", "unet_config", "UNetEps", "BUNDLED", "read_checkpoint", "sha256"]
+__all__ = ["build", "make_unet", "unet_config", "UNetEps", "BUNDLED", "read_checkpoint"]
 
 BUNDLED = Path(__file__).resolve().parents[1] / "checkpoints" / "inrd_small.safetensors"
 
@@ -76,14 +76,6 @@ def make_unet(config: dict) -> UNetEps:
     return UNetEps(config)
 
 
-def sha256(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def read_checkpoint(weights=None) -> tuple[dict, dict]:
     """Read and verify an inrd-small checkpoint: ``(state_dict in float32, metadata)``.
 
@@ -110,7 +102,7 @@ def read_checkpoint(weights=None) -> tuple[dict, dict]:
     if "unet" not in meta:
         raise ValueError(f"{sidecar} has no 'unet' config; it was not written by `inrd train`.")
     expected = str(meta.get("sha256", ""))  # inrd.weights reads the same key for the bundled file
-    actual = sha256(path)
+    actual = file_sha256(path)
     if not expected:
         raise ValueError(f"{sidecar} records no 'sha256' of {path.name}; refusing unverified weights.")
     if actual != expected:
