@@ -53,7 +53,7 @@ import inrd
 from inrd import schedules
 from inrd.denoisers import EpsDenoiser
 from inrd.fast import accelerate, compare
-from inrd.sampler import PerSampleNoise
+from inrd.sampler import PerSampleNoise, max_deviation
 
 
 # ------------------------------------------------------------------------------------------------
@@ -295,7 +295,7 @@ def overhead(D, sigmas, shape, device, repeats: int) -> dict:
 
     def check_only():
         for _ in range(T):
-            float((x - 0.5).abs().amax())
+            max_deviation(x)
 
     def cheap_only():
         for _ in range(T):

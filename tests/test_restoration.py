@@ -1,6 +1,4 @@
-import json
 import math
-import warnings
 
 import numpy as np
 import pytest
@@ -116,6 +114,25 @@ def test_tikhonov_is_the_least_squares_solution():
         return (torch.roll(dx, 1, -1) - dx) + (torch.roll(dy, 1, -2) - dy)
 
     assert torch.allclose(op.A_adjoint(op.A(xg)) + lam * grad_t_grad(xg), op.A_adjoint(y), atol=1e-12)
+
+
+def test_tikhonov_discrepancy_principle():
+    # the chosen lam explains y exactly up to the noise: ||A x - y||^2 = m nu^2 (bisection: 60 halvings of
+    # 10 decades leave lam within a factor 1 + 2e-17, so the residual matches to float rounding)
+    x = load_image("camera")[..., 80:144, 210:274].contiguous()
+    op = R.PeriodicBlur(R.gaussian_kernel(1.6))
+    y = torch.cat([R.observe(x, op, NU, seed=0), R.observe(x, op, NU, seed=1)])
+    xd, lams = R.tikhonov_discrepancy(y, op, NU)
+    assert len(lams) == 2 and lams[0] != lams[1]  # one lam per image
+    for b in range(2):
+        r = float((op.A(xd[b : b + 1]) - y[b : b + 1]).double().pow(2).sum())
+        assert r == pytest.approx(x.numel() * NU**2, rel=1e-4)  # float32 images: the residual is rounded to ~1e-5
+    # truth-free, so not better than the best weight chosen with the truth; measured 25.56 vs 25.96 dB
+    _, lam_o, p_o = R.tikhonov_oracle(y[:1], op, x)
+    p_d = psnr(xd[:1], x).item()
+    assert psnr(y[:1], x).item() + 2.0 < p_d < p_o and lams[0] > lam_o
+    with pytest.raises(ValueError, match="noise_level"):
+        R.tikhonov_discrepancy(y, op, 0.0)
 
 
 def test_algorithms_accept_deepinv_physics():
@@ -282,12 +299,30 @@ def test_pnp_pgd_ffdnet_restores(ffdnet, name):
     p_out = psnr(res.x, x).item()
     assert res.psnr[-1] == pytest.approx(p_out)
     # measured (torch 2.14.1, CPU; sigma = 2 nu = 0.02): camera 22.91 -> 25.01 dB, astronaut 23.98 ->
-    # 25.36 dB, last residuals 1e-6 and 3e-6, the last iterate is the best. The oracle Tikhonov baseline
-    # reaches 25.96 / 26.38 dB: this raw scheme does NOT beat the best linear filter on these crops
-    # (no sigma in 0.01-0.03 did; see test_gs_pnp_ffdnet_beats_tikhonov for the convergent variant).
+    # 25.36 dB, last residuals 1e-6 and 3e-6, the last iterate is the best
     assert p_out >= p_obs + 1.0
     assert res.verdict == "converged" and res.evidence["final_residual"] < 1e-4
     assert res.evidence["psnr_drop"] < 0.05  # no drift away from the best iterate
+
+
+@pytest.mark.parametrize("name", sorted(CROPS))
+def test_tuned_pnp_pgd_ffdnet_against_linear_baselines(ffdnet, name):
+    # Raw PnP-PGD with FFDNet against gradient-Tikhonov (a Wiener filter for a 1/|w|^2 spectrum), both
+    # knowing nu and not the truth. Measured with sigma = 1.5 nu, tau = 1.9 / L (the best of a sweep,
+    # see inrd.experiments.pnp_table): camera 25.96 dB vs 25.56 (discrepancy principle) and 25.96
+    # (oracle weight); astronaut 26.17 vs 26.00 and 26.38. So raw PnP-PGD beats the truth-free filter
+    # by 0.17-0.40 dB on these two crops and does NOT beat the filter whose weight is chosen with the
+    # truth. Not general: `inrd reproduce pnp-table` (docs/restoration.md) finds this tuned setting
+    # above the truth-free filter on 7 of 14 photographs only, and unstable on 2.
+    x, op, y = _problem(name)
+    D = R.CircularPad(ffdnet[x.shape[1]], 16)
+    res = R.pnp_pgd(y, op, D, 1.5 * NU, stepsize=1.9 * NU**2, iters=100, x_true=x, noise_level=NU)
+    p_out = res.psnr[-1]
+    x_dis, _ = R.tikhonov_discrepancy(y, op, NU)
+    _, _, p_oracle = R.tikhonov_oracle(y, op, x)
+    assert res.verdict == "converged"
+    assert p_out >= psnr(x_dis, x).item() + 0.1  # smallest measured margin 0.17 dB
+    assert p_out <= p_oracle + 0.1  # measured: 0.00 and -0.21 dB
 
 
 @pytest.mark.parametrize("name", sorted(CROPS))
@@ -318,47 +353,3 @@ def test_raw_pnp_pgd_instability_at_diffusion_sigma(ffdnet):
     assert res.verdict == "stalled" and "rising" in ev["reason"]
     assert ev["final_residual"] > 1e-3 and ev["trend"] > 1.05
     assert ev["psnr_drop"] > 2.0 and ev["psnr_peak_iter"] < 40
-
-
-# --------------------------------------------------------------------------------------------------
-# CLI and Fig. 4 (tiny)
-# --------------------------------------------------------------------------------------------------
-
-
-def test_cli_deblur(tmp_path, capsys):
-    from inrd.cli import main
-
-    out = tmp_path / "out"
-    assert main(["deblur", "--image", "camera", "--size", "48", "--iters", "5", "--out", str(out)]) == 0
-    for f in ("observed.png", "restored.png", "ground_truth.png", "curves.png", "deblur.json"):
-        assert (out / f).stat().st_size > 0
-    log = json.loads((out / "deblur.json").read_text())
-    assert len(log["psnr"]) == len(log["residual"]) == 5
-    assert log["psnr_restored"] == pytest.approx(log["psnr"][-1])
-    assert log["sigma_denoiser"] == pytest.approx(0.02) and log["params"]["stepsize"] == pytest.approx(NU**2)
-    assert "torch" in log["versions"] and log["verdict"] in ("converged", "stalled", "diverging")
-    assert "->" in capsys.readouterr().out
-    # user errors: one line, exit code 2, nothing written
-    bad = tmp_path / "bad"
-    assert main(["deblur", "--image", "camera", "--size", "16", "--kernel", "gaussian:3", "--out", str(bad)]) == 2
-    assert main(["deblur", "--image", "camera", "--size", "16", "--stepsize", "-1", "--out", str(bad)]) == 2
-    err = capsys.readouterr().err
-    assert "larger than the 16x16 image" in err and "stepsize" in err
-    assert not any(bad.iterdir())
-
-
-def test_fig4_tiny(tmp_path):
-    from inrd.experiments import fig4
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        r = fig4.run(tmp_path, images=("camera",), size=32, iters=4)
-    assert r["stand_in"] is True and r["diffunet_available"] is False  # no DRUNet / DiffUNet weights in tests
-    assert "diffunet" in r["not_run"]
-    if r["inrd_small_available"]:  # a real diffusion denoiser runs at its smallest level, as DiffUNet would
-        (small,) = [p for p in r["runs"] if p["name"] == "inrd-small"]
-        assert small["sigma"] == pytest.approx(0.0050003, abs=1e-7) and small["channels"] == 1
-    runs = r["results"]["camera"]["runs"]
-    assert all(len(v["psnr"]) == len(v["residual"]) > 0 for v in runs.values())
-    for f in ("fig4.png", "fig4_curves.png", "fig4.json"):
-        assert (tmp_path / f).stat().st_size > 0

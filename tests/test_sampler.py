@@ -206,3 +206,26 @@ def test_per_sample_noise_is_each_samples_own_stream():
     z = PerSampleNoise(seed=7, batch=2, first=5)(1, torch.empty(2, 3, 8, 8))
     g = torch.Generator().manual_seed(sample_seed(7, 6))
     assert torch.equal(z[1], torch.randn(3, 8, 8, generator=g))
+
+
+def test_per_sample_noise_threaded_rows_are_the_same_streams():
+    # rows of >= 2^16 values are filled by a thread pool: each must still be its own sample's stream
+    from inrd.sampler import _PARALLEL_ROW, sample_seed
+
+    shape = (3, 1, 256, 256)
+    assert shape[1] * shape[2] * shape[3] >= _PARALLEL_ROW
+    z = PerSampleNoise(seed=11, batch=3, first=2)(5, torch.empty(shape, dtype=torch.float64))
+    assert z.dtype == torch.float64
+    for i in range(3):
+        g = torch.Generator().manual_seed(sample_seed(11, 2 + i))
+        assert torch.equal(z[i], torch.randn(shape[1:], generator=g).double())
+
+
+def test_max_deviation():
+    from inrd.sampler import max_deviation
+
+    v = torch.tensor([[0.2, 0.9], [-1.5, 0.5]])
+    assert max_deviation(v) == pytest.approx(2.0)  # |-1.5 - 0.5|
+    assert max_deviation(v + 1.0) == pytest.approx(1.4)  # |1.9 - 0.5|
+    v[0, 0] = float("nan")
+    assert math.isnan(max_deviation(v))

@@ -147,10 +147,15 @@ def _jsonable(o):
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
-def write_json(path, obj) -> Path:
+def write_text(path, text: str) -> Path:
+    """Write ``text`` to ``path`` atomically."""
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, default=_jsonable, allow_nan=True) + "\n")
+        tmp.write_text(text)
     return Path(path)
+
+
+def write_json(path, obj) -> Path:
+    return write_text(path, json.dumps(obj, indent=2, default=_jsonable, allow_nan=True) + "\n")
 
 
 def versions() -> dict:

@@ -48,3 +48,53 @@ def test_fig3_tiny_shows_collapse_without_start_noise(tmp_path):
     assert tv["summary"]["noise_in_over_sigma_max"] < 3  # measured 1.5 at 48x48
     for name in ("fig3.png", "fig3_stability_ind.png", "fig3_stability_tv.png", "fig3_stability_ind_no_start_noise.png"):
         assert (tmp_path / name).exists()
+
+
+def test_fig4_tiny_through_the_cli(tmp_path, capsys):
+    out = tmp_path / "f4"
+    args = ["reproduce", "fig4", "--out", str(out), "--images", "camera", "--size", "32", "--iters", "4", "--pad", "0"]
+    assert main(args) == 0
+    r = json.loads((out / "fig4.json").read_text())
+    assert (r["images"], r["size"], r["iters"], r["pad"]) == (["camera"], 32, 4, 0)  # the options reached fig4
+    assert r["stand_in"] is True and r["diffunet_available"] is False  # no DRUNet / DiffUNet weights in tests
+    assert "diffunet" in r["not_run"] and "drunet" in r["not_run"]
+    if r["inrd_small_available"]:  # a real diffusion denoiser runs at its smallest level, as DiffUNet would
+        (small,) = [p for p in r["runs"] if p["name"] == "inrd-small"]
+        assert small["sigma"] == pytest.approx(0.0050003, abs=1e-7) and small["channels"] == 1
+    rec = r["results"]["camera"]
+    for v in rec["runs"].values():  # GS-PnP runs half the iterations (each one costs two network passes)
+        assert len(v["psnr"]) == len(v["residual"]) == (4 if v["params"]["algorithm"] == "pnp_pgd" else 2)
+    assert rec["psnr_observed"] < rec["psnr_tikhonov_discrepancy"] < rec["psnr_tikhonov_oracle"]
+    for f in ("fig4.png", "fig4_curves.png", "fig4.json"):
+        assert (out / f).stat().st_size > 0
+    # an option the figure does not take is an error, not silently ignored
+    capsys.readouterr()
+    assert main(["reproduce", "fig1", "--out", str(tmp_path / "f1"), "--images", "camera"]) == 2
+    assert main(["reproduce", "fig1", "--out", str(tmp_path / "f1"), "--weights", "x.pt"]) == 2
+    err = capsys.readouterr().err
+    assert "fig1 does not take --images" in err and "fig1 does not take --weights" in err
+    # weights the user names must load: no silent stand-in
+    assert main(["reproduce", "fig4", "--out", str(tmp_path / "x"), "--drunet-weights", str(tmp_path / "missing.pth")]) == 2
+    assert main(["reproduce", "fig4", "--out", str(tmp_path / "x"), "--weights", str(tmp_path / "missing.pt")]) == 2
+    err = capsys.readouterr().err
+    assert "DRUNet weights" in err and "DiffUNet weights" in err and not (tmp_path / "x" / "fig4.json").exists()
+
+
+def test_pnp_table_tiny(tmp_path):
+    out = tmp_path / "t"
+    args = ["reproduce", "pnp-table", "--out", str(out), "--images", "camera", "astronaut", "--size", "48", "--iters", "6"]
+    assert main(args) == 0
+    r = json.loads((out / "pnp_table.json").read_text())
+    assert r["images"] == ["camera", "astronaut"] and (r["size"], r["iters"]) == (48, 6)
+    rows = r["results"]
+    assert [rows[n]["channels"] for n in r["images"]] == [1, 3]
+    for row in rows.values():
+        assert row["observed"] < row["tikhonov_discrepancy"]["psnr"] < row["tikhonov_oracle"]["psnr"]
+        assert row["pnp_pgd"]["sigma_denoiser"] == pytest.approx(0.02) and row["pnp_pgd_tuned"]["stepsize"] == pytest.approx(1.9e-4)
+    for m, s in r["summary"].items():  # the summary is computed from the rows
+        gains = [row[m]["psnr"] - row["tikhonov_oracle"]["psnr"] for row in rows.values()]
+        assert s["mean_gain_over_tikhonov_oracle"] == pytest.approx(sum(gains) / 2)
+        assert s["wins_over_tikhonov_oracle"] == sum(g > 0 for g in gains)
+    md = (out / "pnp_table.md").read_text().splitlines()
+    assert len(md) == 2 + 2 + 1 and md[2].startswith("| camera | ")
+    assert (out / "pnp_table.png").stat().st_size > 0

@@ -67,7 +67,7 @@ def run(out_dir="figures", weights=None, steps=STEPS, n=2, size=None, seed=0, de
     save_figure_grid(png, rows, ["IND", "INRD"], [f"{k} steps" for k in steps], title)
     for r, relax in enumerate(("ind", "canonical")):
         io.save_grid(png.with_name(f"fig2_{relax}_samples.png"), torch.cat(rows[r]), nrow=n)
-    result = {"figure": "fig2", "denoiser": name, "weights": weights, "stand_in": name != "diffunet", "steps": list(steps),
+    result = {"figure": "fig2", "png": str(png), "denoiser": name, "weights": weights, "stand_in": name != "diffunet", "steps": list(steps),
               "shape": list(shape), "seed": seed, "start": start, "runs": record, "versions": io.versions()}
     io.write_json(js, result)
     return result

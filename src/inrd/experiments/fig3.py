@@ -67,7 +67,7 @@ def run(out_dir="figures", weights=None, n=3, size=64, steps=400, s_T=1.0, seed=
     save_figure_grid(png, rows, labels, [f"sample {i}" for i in range(n)],
                      f"Fig. 3: IND-{name}{stand_in} at intermediate iterations, INRD-TV (lambda = sigma)")
     result = {
-        "figure": "fig3", "denoiser": name, "weights": weights, "shape": list(shape), "seed": seed, "s_T": s_T,
+        "figure": "fig3", "png": str(png), "denoiser": name, "weights": weights, "shape": list(shape), "seed": seed, "s_T": s_T,
         "schedules": {"ind": sg.tolist(), "tv": geo.tolist()},
         "runs": {"ind": rec_ind, "ind_without_start_noise": rec_flat, "tv": rec_tv},
         "stability_steps": {"ind": stab_ind.rows, "ind_without_start_noise": stab_flat.rows, "tv": stab_tv.rows},

@@ -184,7 +184,7 @@ def _run(out_dir, samples, steps, seed, weights, floor_draws, progress) -> dict:
         [f"{n} steps" for n in steps],
         "inrd-small: IND vs canonical INRD on pruned DDPM grids (first 8 samples, seed %d)" % seed,
     )
-    return result
+    return {**result, "png": str(out / "quality.png")}
 
 
 def _plot(path, r: dict) -> None:
