@@ -229,3 +229,19 @@ def test_max_deviation():
     assert max_deviation(v + 1.0) == pytest.approx(1.4)  # |1.9 - 0.5|
     v[0, 0] = float("nan")
     assert math.isnan(max_deviation(v))
+
+
+def test_per_sample_noise_threads_work_in_a_forked_child():
+    # the thread pool is per process: a child forked after the parent used it must not hang
+    import multiprocessing as mp
+
+    shape = (2, 1, 256, 256)
+    parent = PerSampleNoise(seed=3, batch=2)(1, torch.empty(shape))  # creates the parent's pool
+    ctx = mp.get_context("fork")
+    with ctx.Pool(1) as pool:
+        child = pool.apply_async(_draw_in_child, (shape,)).get(timeout=60)
+    assert torch.equal(torch.from_numpy(child), parent)
+
+
+def _draw_in_child(shape):  # a numpy array goes back by pickle (a tensor would go by shared memory)
+    return PerSampleNoise(seed=3, batch=2)(1, torch.empty(shape)).numpy()

@@ -54,14 +54,18 @@ def sample_seed(seed: int, index: int) -> int:
 #: rows of at least this many values are filled in parallel threads (``normal_`` releases the GIL);
 #: below it a thread hand-off costs more than the draw (measured: a 3x32x32 row takes ~20 us)
 _PARALLEL_ROW = 1 << 16
-_POOL: Optional[concurrent.futures.ThreadPoolExecutor] = None
+_POOL: tuple[int, Optional[concurrent.futures.ThreadPoolExecutor]] = (0, None)
 
 
 def _pool() -> concurrent.futures.ThreadPoolExecutor:
+    # one pool per process: a forked child inherits the pool object but not its threads (work sent to
+    # it would never run), so a new process makes its own
     global _POOL
-    if _POOL is None:
-        _POOL = concurrent.futures.ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1), thread_name_prefix="inrd-noise")
-    return _POOL
+    pid, pool = _POOL
+    if pool is None or pid != os.getpid():
+        pool = concurrent.futures.ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1), thread_name_prefix="inrd-noise")
+        _POOL = (os.getpid(), pool)
+    return pool
 
 
 class PerSampleNoise:
