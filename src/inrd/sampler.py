@@ -198,7 +198,7 @@ def sample(
         d = denoiser(u, sigma)
         v_new = torch.lerp(u, d.to(u.dtype), r) if r != 1.0 else d  # (1 - rho) u + rho D(u), eq. (13), one pass
         # Z_{t-1} is drawn before the check's synchronisation: on a GPU this CPU work overlaps the
-        # network still running (same generators, same order: the samples do not change)
+        # network still running (same generators, same order: the noise does not change)
         z = draw(t - 1)
         worst = max_deviation(v_new)
         if not np.isfinite(worst) or worst > max_abs:
