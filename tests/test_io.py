@@ -62,13 +62,189 @@ def test_load_image(tmp_path):
     assert x.shape == (1, 3, 32, 32) and 0 <= x.min() and x.max() <= 1
     full = io.load_image("camera")
     assert full.shape == (1, 1, 512, 512)
-    # camera is 8-bit: values are k/255 exactly
-    assert torch.allclose(full * 255, (full * 255).round(), atol=1e-4)
+    # camera is 8-bit: values are float32(k/255), and float32(float32(k/255) * 255) is within 2 * 255 * 2^-24
+    # of the integer k (two roundings of relative size 2^-24 each, on values up to 255)
+    assert torch.allclose(full * 255, (full * 255).round(), rtol=0, atol=2 * 255 * 2.0**-24)
     assert io.load_image("camera", channels=3).shape == (1, 3, 512, 512)
     Image.fromarray(np.full((6, 8), 128, np.uint8)).save(tmp_path / "g.png")
-    assert torch.allclose(io.load_image(str(tmp_path / "g.png")), torch.full((1, 1, 6, 8), 128 / 255))
+    assert torch.equal(io.load_image(str(tmp_path / "g.png")), torch.full((1, 1, 6, 8), 128 / 255))  # one correctly rounded division
     with pytest.raises(ValueError, match="neither a file nor a scikit-image sample"):
         io.load_image("no-such-image")
     (tmp_path / "bad.png").write_bytes(b"not a png")
     with pytest.raises(ValueError, match="cannot read image"):
         io.load_image(str(tmp_path / "bad.png"))
+
+
+# --------------------------------------------------------------------------- load_image by image mode
+
+
+def _load(tmp_path, im, name="im.png", **kw):
+    path = tmp_path / name
+    im.save(path)
+    return io.load_image(str(path), **kw)
+
+
+def test_palette_png_gives_colours_not_indices(tmp_path):
+    im = Image.new("P", (3, 2))
+    im.putpalette([10, 20, 30, 200, 100, 50] + [0] * 762)  # index 0 and index 1
+    im.putdata([0, 1, 1, 0, 0, 1])
+    x = _load(tmp_path, im)
+    assert x.shape == (1, 3, 2, 3)
+    assert torch.equal(x[0, :, 0, 0] * 255, torch.tensor([10.0, 20, 30])) and torch.equal(x[0, :, 0, 1] * 255, torch.tensor([200.0, 100, 50]))
+
+
+def test_palette_with_transparency_drops_alpha_and_says_so(tmp_path):
+    im = Image.new("P", (2, 2))
+    im.putpalette([255, 0, 0, 0, 0, 255] + [0] * 762)
+    im.putdata([0, 1, 1, 0])
+    im.info["transparency"] = 1
+    path = tmp_path / "t.png"
+    im.save(path, transparency=1)
+    with pytest.warns(UserWarning, match="alpha channel .* dropped"):
+        x = io.load_image(str(path))
+    assert torch.equal(x[0, :, 0, 0], torch.tensor([1.0, 0, 0])) and torch.equal(x[0, :, 0, 1], torch.tensor([0.0, 0, 1]))
+
+
+def test_cmyk_converted_to_rgb(tmp_path):
+    im = Image.new("CMYK", (2, 1))
+    im.putdata([(0, 255, 255, 0), (0, 0, 0, 255)])  # pure red, black
+    x = _load(tmp_path, im, "c.tiff")
+    assert x.shape == (1, 3, 1, 2)
+    assert torch.equal(x[0, :, 0, 0], torch.tensor([1.0, 0, 0])) and torch.equal(x[0, :, 0, 1], torch.zeros(3))
+
+
+def test_16_bit_png_scaled_by_65535(tmp_path):
+    a = np.array([[0, 1000, 32768, 65535]], dtype=np.uint16)
+    x = _load(tmp_path, Image.fromarray(a))
+    assert torch.equal(x, torch.from_numpy(a.astype(np.float32) / 65535)[None, None])
+
+
+def test_float_tiff_kept_as_floats_and_out_of_range_refused(tmp_path):
+    a = np.array([[0.0, 0.25, 0.123456, 1.0]], dtype=np.float32)
+    x = _load(tmp_path, Image.fromarray(a), "f.tiff")
+    assert torch.equal(x, torch.from_numpy(a)[None, None])  # not divided by 255
+    with pytest.raises(ValueError, match=r"values in \[0, 255\], outside \[0, 1\]; rescale"):
+        _load(tmp_path, Image.fromarray(a * 255), "g.tiff")
+    with pytest.raises(ValueError, match="NaN"):
+        _load(tmp_path, Image.fromarray(np.array([[np.nan, 0.5]], dtype=np.float32)), "h.tiff")
+
+
+@pytest.mark.parametrize("mode, value, gray", [("LA", (77, 128), True), ("RGBA", (10, 20, 30, 128), False)])
+def test_alpha_is_dropped_with_a_warning(tmp_path, mode, value, gray):
+    im = Image.new(mode, (2, 2), value)
+    with pytest.warns(UserWarning, match="alpha channel"):
+        x = _load(tmp_path, im)
+    colour = torch.tensor(value[:-1], dtype=torch.float32) / 255
+    assert x.shape == (1, 1 if gray else 3, 2, 2)
+    assert torch.equal(x[0, :, 1, 1], colour)
+
+
+def test_bilevel_and_requested_channels(tmp_path):
+    im = Image.fromarray(np.array([[True, False]]))
+    assert im.mode == "1"
+    assert torch.equal(_load(tmp_path, im), torch.tensor([[[[1.0, 0.0]]]]))
+    rgb = Image.new("RGB", (1, 1), (255, 0, 0))
+    gray = _load(tmp_path, rgb, channels=1)
+    # the luma weight of red, rounded to float32 (within 0.299 * 2^-24 = 1.8e-8)
+    assert gray.shape == (1, 1, 1, 1) and gray.item() == pytest.approx(0.299, rel=2.0**-24)
+    g = Image.new("L", (1, 1), 51)
+    assert torch.equal(_load(tmp_path, g, channels=3), torch.full((1, 3, 1, 1), 51 / 255))
+    with pytest.raises(ValueError, match="channels must be 1"):
+        _load(tmp_path, g, channels=2)
+    with pytest.raises(ValueError, match="size must be a positive integer"):
+        _load(tmp_path, g, size=0)
+
+
+# --------------------------------------------------------------------------- run folders
+
+
+def test_ensure_writable_dir_leaves_no_file(tmp_path):
+    out = io.ensure_writable_dir(tmp_path / "a" / "b")
+    assert out.is_dir() and list(out.iterdir()) == []
+
+
+def test_start_run_refuses_another_runs_folder(tmp_path):
+    out = tmp_path / "P"
+    with io.start_run(out, {"seed": 1, "sigmas": torch.tensor([0.0, 0.5])}) as d:
+        (d / "sample_0.png").write_bytes(b"x")
+    assert json.loads((out / "run.json").read_text())["params"] == {"seed": 1, "sigmas": [0.0, 0.5]}
+    with pytest.raises(ValueError, match=r"holds another run's files \(seed: 1 there, 2 now\)"):
+        with io.start_run(out, {"seed": 2, "sigmas": torch.tensor([0.0, 0.5])}, resume=True):
+            pass
+    with pytest.raises(ValueError, match="already holds the outputs of this run"):
+        with io.start_run(out, {"seed": 1, "sigmas": [0.0, 0.5]}):
+            pass
+    with io.start_run(out, {"seed": 1, "sigmas": [0.0, 0.5]}, resume=True) as d:  # same run: resume
+        assert d == out
+    assert sorted(p.name for p in out.iterdir()) == ["run.json", "sample_0.png"]
+    other = tmp_path / "Q"
+    other.mkdir()
+    (other / "old.png").write_bytes(b"x")
+    with pytest.raises(ValueError, match="not empty and holds no run.json"):
+        with io.start_run(other, {"seed": 1}):
+            pass
+
+
+def test_start_run_is_exclusive(tmp_path):
+    out = tmp_path / "P"
+    with io.start_run(out, {"seed": 1}):
+        with pytest.raises(ValueError, match="another run is writing into"):
+            with io.start_run(out, {"seed": 1}, resume=True):
+                pass
+    with io.start_run(out, {"seed": 1}, resume=True):  # released at the end of the first run
+        pass
+
+
+def test_start_run_lock_is_held_across_processes(tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "P"
+    code = f"from inrd import io\nwith io.start_run({str(out)!r}, {{'seed': 1}}, resume=True):\n    print('busy', flush=True)\n    input()\n"
+    holder = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "busy"
+        with pytest.raises(ValueError, match="another run is writing into"):
+            with io.start_run(out, {"seed": 1}, resume=True):
+                pass
+    finally:
+        holder.communicate("\n", timeout=60)
+    with io.start_run(out, {"seed": 1}, resume=True):
+        pass
+
+
+def test_failed_run_leaves_no_folder(tmp_path):
+    out = tmp_path / "new" / "P"
+    with pytest.raises(RuntimeError):
+        with io.start_run(out, {"seed": 1}):
+            raise RuntimeError("diverged")
+    assert not out.exists()
+    out.mkdir()
+    with pytest.raises(RuntimeError):
+        with io.start_run(out, {"seed": 1}) as d:
+            (d / "sample_0.png").write_bytes(b"x")
+            raise RuntimeError("diverged after one file")
+    assert sorted(p.name for p in out.iterdir()) == ["run.json", "sample_0.png"]  # kept: names its file
+
+
+def test_ensure_writable_dir_without_creating(tmp_path):
+    out = io.ensure_writable_dir(tmp_path / "a" / "b", create=False)
+    assert out == tmp_path / "a" / "b" and not (tmp_path / "a").exists()  # made by the first write only
+    io.write_text(out / "x.txt", "hi")
+    assert (out / "x.txt").read_text() == "hi"
+    (tmp_path / "f").write_text("")
+    with pytest.raises(ValueError, match="not a writable folder"):
+        io.ensure_writable_dir(tmp_path / "f" / "sub", create=False)
+
+
+@pytest.mark.parametrize(
+    "x, error, match",
+    [(torch.rand(5, 4, 4), ValueError, "C = 1 or 3"), (np.zeros((4, 4)), TypeError, "torch.Tensor"),
+     (torch.rand(4, 4), ValueError, r"got shape \(4, 4\)"), (torch.rand(2, 1, 4, 4), ValueError, "use save_grid")],
+)
+def test_save_image_bad_inputs(tmp_path, x, error, match):
+    with pytest.raises(error, match=match):
+        io.save_image(tmp_path / "x.png", x)
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(ValueError, match=r"batch \(B, C, H, W\)"):
+        io.save_grid(tmp_path / "g.png", torch.rand(3, 4, 4))

@@ -6,7 +6,7 @@ import torch
 import inrd
 from inrd import schedules as S
 from inrd.denoisers import EmpiricalDenoiser, EpsDenoiser, GaussianDenoiser
-from inrd.sampler import PerSampleNoise, SamplingDiverged
+from inrd.sampler import SamplingDiverged
 
 
 class RecordedNoise:
@@ -193,34 +193,6 @@ def test_validation_happens_before_any_denoiser_call():
     assert calls == []
 
 
-def test_per_sample_noise_is_standard_normal():
-    z = PerSampleNoise(seed=0, batch=4)(1, torch.empty(4, 1, 64, 64))
-    # 16384 N(0, 1) draws: the sample mean has std 1/128, the sample variance std sqrt(2/16384) ~ 0.011
-    assert abs(z.mean().item()) < 4 / 128
-    assert abs(z.var().item() - 1) < 4 * math.sqrt(2 / 16384)
-
-
-def test_per_sample_noise_is_each_samples_own_stream():
-    from inrd.sampler import sample_seed
-
-    z = PerSampleNoise(seed=7, batch=2, first=5)(1, torch.empty(2, 3, 8, 8))
-    g = torch.Generator().manual_seed(sample_seed(7, 6))
-    assert torch.equal(z[1], torch.randn(3, 8, 8, generator=g))
-
-
-def test_per_sample_noise_threaded_rows_are_the_same_streams():
-    # rows of >= 2^16 values are filled by a thread pool: each must still be its own sample's stream
-    from inrd.sampler import _PARALLEL_ROW, sample_seed
-
-    shape = (3, 1, 256, 256)
-    assert shape[1] * shape[2] * shape[3] >= _PARALLEL_ROW
-    z = PerSampleNoise(seed=11, batch=3, first=2)(5, torch.empty(shape, dtype=torch.float64))
-    assert z.dtype == torch.float64
-    for i in range(3):
-        g = torch.Generator().manual_seed(sample_seed(11, 2 + i))
-        assert torch.equal(z[i], torch.randn(shape[1:], generator=g).double())
-
-
 def test_max_deviation():
     from inrd.sampler import max_deviation
 
@@ -231,17 +203,31 @@ def test_max_deviation():
     assert math.isnan(max_deviation(v))
 
 
-def test_per_sample_noise_threads_work_in_a_forked_child():
-    # the thread pool is per process: a child forked after the parent used it must not hang
-    import multiprocessing as mp
+def test_bad_denoiser_output_and_start_are_one_line_errors():
+    sigmas = S.geometric(5, 0.01, 1.0)
+    with pytest.raises(TypeError, match=r"shaped like its input \(1, 1, 4, 4\), got \(1, 1, 2, 2\)"):
+        inrd.sample(lambda x, s: x[..., :2, :2], sigmas, shape=(1, 1, 4, 4))
+    with pytest.raises(TypeError, match="got ndarray"):
+        inrd.sample(lambda x, s: x.numpy(), sigmas, shape=(1, 1, 4, 4))
+    with pytest.raises(ValueError, match=r"does not broadcast to shape \(2, 1, 4, 4\)"):
+        inrd.sample(lambda x, s: x, sigmas, shape=(2, 1, 4, 4), init=torch.zeros(3, 1, 4, 4))
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA GPU"):
+            inrd.sample(lambda x, s: x, sigmas, shape=(1, 1, 4, 4), device="cuda")
+    with pytest.raises(ValueError, match="clip must be"):
+        inrd.sample(lambda x, s: x, sigmas, shape=(1, 1, 4, 4), clip="x")
 
-    shape = (2, 1, 256, 256)
-    parent = PerSampleNoise(seed=3, batch=2)(1, torch.empty(shape))  # creates the parent's pool
-    ctx = mp.get_context("fork")
-    with ctx.Pool(1) as pool:
-        child = pool.apply_async(_draw_in_child, (shape,)).get(timeout=60)
-    assert torch.equal(torch.from_numpy(child), parent)
 
-
-def _draw_in_child(shape):  # a numpy array goes back by pickle (a tensor would go by shared memory)
-    return PerSampleNoise(seed=3, batch=2)(1, torch.empty(shape)).numpy()
+def test_clip_modes_follow_their_formulas():
+    # a "denoiser" whose output leaves [0, 1]: D(u) = 2u - 0.25, so the three modes differ visibly
+    D = lambda x, s: 2 * x - 0.25  # noqa: E731
+    v = torch.tensor([[[[0.8, 0.1]]]], dtype=torch.float64)
+    rho = 0.3
+    u, d, none = inrd.inrd_step(D, v, None, 0.1, rho, 0.0, "none")
+    assert torch.allclose(d, torch.tensor([[[[1.35, -0.05]]]], dtype=torch.float64), atol=1e-15)
+    assert torch.allclose(none, (1 - rho) * v + rho * d, atol=1e-15)
+    _, _, den = inrd.inrd_step(D, v, None, 0.1, rho, 0.0, "denoised")
+    assert torch.allclose(den, (1 - rho) * v + rho * d.clamp(0, 1), atol=1e-15)
+    _, _, x0 = inrd.inrd_step(D, v, None, 0.1, rho, 0.0, "x0")
+    # diffusers' clip_sample: clipped clean estimate plus the kept noise direction (1 - rho)(u - D(u))
+    assert torch.allclose(x0, d.clamp(0, 1) + (1 - rho) * (v - d), atol=1e-15)

@@ -118,7 +118,7 @@ def test_cli_train_writes_a_loadable_model(tmp_path, capsys):
     from inrd.denoisers import load
 
     den = load("inrd-small", weights=out / WEIGHTS_NAME)
-    assert den.sampling_defaults["size"] == 16 and den.sampling_defaults["channels"] == 1
+    assert den.sampling_defaults.size == 16 and den.sampling_defaults.channels == 1
     x = torch.rand(2, 1, 16, 16)
     assert den(x, 0.1).shape == x.shape
     # resuming to more steps through the CLI
@@ -126,3 +126,95 @@ def test_cli_train_writes_a_loadable_model(tmp_path, capsys):
     assert load_state(out)["step"] == 3
     assert main(["train", "--channels", "a,b", "--out", str(tmp_path / "x")]) == 2
     assert "--channels" in capsys.readouterr().err
+
+
+def test_diverging_run_is_a_one_line_error_and_exports_nothing(tmp_path, capsys):
+    # lr 1e6: the first Adam step moves every weight by ~lr, the next forward pass overflows to NaN
+    with pytest.raises(ValueError, match="diverged at step 2 .*nothing was exported"):
+        train(tmp_path / "a", steps=20, checkpoint_every=10, **{**TINY, "lr": 1e6})
+    assert not (tmp_path / "a").exists()  # no empty run folder left behind
+    args = ["train", "--steps", "5", "--batch", "4", "--size", "16", "--channels", "16,32", "--quiet", "--threads", "1"]
+    assert main(args + ["--lr", "1e6", "--warmup", "1", "--out", str(tmp_path / "b")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("inrd train: error: training diverged") and "\n" not in err
+    assert not (tmp_path / "b").exists()
+
+
+def test_cli_rejects_a_damaged_state_and_a_network_without_attention_heads(tmp_path, capsys):
+    args = ["train", "--steps", "2", "--batch", "4", "--size", "16", "--channels", "16,32", "--quiet", "--threads", "1"]
+    assert main(args + ["--out", str(tmp_path / "r")]) == 0
+    state = tmp_path / "r" / STATE_NAME
+    state.write_bytes(state.read_bytes()[: state.stat().st_size // 2])  # truncated, as by a full disk
+    capsys.readouterr()
+    assert main(args[:2] + ["4"] + args[3:] + ["--out", str(tmp_path / "r"), "--resume"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "damaged" in err and STATE_NAME in err and "\n" not in err
+    # 16 channels at the attention level = 16 // 32 = 0 heads of size 32
+    assert main(["train", "--channels", "8,16", "--steps", "1", "--out", str(tmp_path / "c")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "multiple of 32" in err and "\n" not in err
+
+
+def test_weights_and_sidecar_are_replaced_as_a_pair(tmp_path, monkeypatch):
+    """A kill between the sidecar's and the weights' renames leaves old weights that the new sidecar
+    still names (``previous_sha256``); ``resume`` re-exports a consistent pair before it continues."""
+    import inrd.train_export as te
+    from inrd.denoisers.small import read_checkpoint
+    from inrd.weights import file_sha256
+
+    out = tmp_path / "run"
+    opts = dict(checkpoint_every=2, **TINY)
+    train(out, steps=2, **opts)
+    old_sha = file_sha256(out / WEIGHTS_NAME)
+    real_replace = te.os.replace
+
+    def killed(src, dst):  # the process dies just before moving the new weights into place
+        if str(dst).endswith(".safetensors"):
+            raise KeyboardInterrupt
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(te.os, "replace", killed)
+    with pytest.raises(KeyboardInterrupt):
+        train(out, steps=4, resume=True, **opts)
+    monkeypatch.setattr(te.os, "replace", real_replace)
+    meta = json.loads((out / "inrd_small.json").read_text())
+    assert file_sha256(out / WEIGHTS_NAME) == old_sha == meta["previous_sha256"] != meta["sha256"]
+    assert not list(out.glob(".*"))  # the unfinished weights were removed
+    # resume repairs the pair first (the state at step 4 was saved before the export) and goes on
+    train(out, steps=6, resume=True, **opts)
+    meta = json.loads((out / "inrd_small.json").read_text())
+    assert "previous_sha256" not in meta and meta["sha256"] == file_sha256(out / WEIGHTS_NAME)
+    assert meta["training"]["steps"] == 6
+    read_checkpoint(out / WEIGHTS_NAME)  # verified load
+
+
+def test_fine_tuning_starts_from_given_weights_and_cosine_lr_reaches_zero(tmp_path):
+    from inrd.train import _lr
+
+    opts = dict(checkpoint_every=2, **TINY)
+    train(tmp_path / "base", steps=2, **opts)
+    base = tmp_path / "base" / WEIGHTS_NAME
+    r = train(tmp_path / "ft", steps=4, init_weights=base, lr_schedule="cosine", **opts)
+    meta = json.loads(base.with_suffix(".json").read_text())
+    assert r["init"] == {"sha256": meta["sha256"], "steps": 2} and r["lr_schedule"] == "cosine"
+    # Adam moves a weight by at most lr_s (1 - beta1) / sqrt(1 - beta2) = 3.2 lr_s per step s; the 4 steps' lr
+    # sum to < 1e-3, so the fine-tuned weights stay within 0.01 of the base ones, unlike a fresh initialisation
+    from inrd.denoisers.small import read_checkpoint
+
+    base_w, _ = read_checkpoint(base)
+    ft = {k.removeprefix("unet."): v for k, v in load_state(tmp_path / "ft")["model"].items()}
+    assert max(float((ft[k] - base_w[k]).abs().max()) for k in base_w) < 0.01
+    train(tmp_path / "fresh", steps=1, seed=5, export_weights=False, **opts)
+    fresh = {k.removeprefix("unet."): v for k, v in load_state(tmp_path / "fresh")["model"].items()}
+    assert max(float((fresh[k] - base_w[k]).abs().max()) for k in base_w) > 0.1
+    cfg = load_state(tmp_path / "ft")["config"]
+    # warm-up 5 steps then cosine over 4 steps: lr * (s+1)/5 * (1 + cos(pi s / 4)) / 2
+    import math
+
+    assert [_lr(cfg, s) for s in range(4)] == pytest.approx(
+        [1e-3 * (s + 1) / 5 * (1 + math.cos(math.pi * s / 4)) / 2 for s in range(4)], rel=1e-15
+    )
+    with pytest.raises(ValueError, match="decay_steps"):  # a cosine run ends where it was planned to
+        train(tmp_path / "ft", steps=6, resume=True, init_weights=base, lr_schedule="cosine", **opts)
+    with pytest.raises(ValueError, match="different network"):
+        train(tmp_path / "x", steps=2, init_weights=base, **{**opts, "channels": (16, 64)})

@@ -86,7 +86,7 @@ def cache(tmp_path, monkeypatch):
     for var in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
         monkeypatch.delenv(var, raising=False)  # the local server must be reached directly
     monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
-    W._VERIFIED.clear()
+    W.registry._VERIFIED.clear()
     Handler.hits.clear()
     return d
 
@@ -197,7 +197,7 @@ def test_unknown_hash_is_recorded_on_first_fetch(server, cache, monkeypatch):
     data = bytearray(GOOD)
     data[len(data) // 2] ^= 0xFF  # tamper with one byte, same size
     path.write_bytes(bytes(data))
-    W._VERIFIED.clear()
+    W.registry._VERIFIED.clear()
     with pytest.raises(ValueError, match="sha256 mismatch"):
         W.resolve("test-ckpt")
     with pytest.raises(ValueError, match="sha256"):  # a re-download must match the recorded hash too
@@ -315,7 +315,7 @@ def test_bundled_with_json_hash(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path))
     c = W.Checkpoint(name="fake-small", kind="bundled", filename="m.pt", package="inrd_fake_pkg", subdir="checkpoints", sha256_json="m.json")
     monkeypatch.setitem(W.REGISTRY, "fake-small", c)
-    W._VERIFIED.clear()
+    W.registry._VERIFIED.clear()
     with pytest.raises(W.WeightsNotFound, match="does not ship it|not installed|missing"):
         W.resolve("fake-small")
     (pkg / "checkpoints" / "m.pt").write_bytes(GOOD)
@@ -357,10 +357,11 @@ def test_cli_list_offline(cache, capsys):
     out = capsys.readouterr().out
     for name in W.REGISTRY:
         assert name in out
-    line = next(l for l in out.splitlines() if l.startswith("diffunet-ffhq"))
+    line = next(row for row in out.splitlines() if row.startswith("diffunet-ffhq"))
     assert "missing" in line and str(cache / "diffusion_ffhq_10m.pt") in line
-    line = next(l for l in out.splitlines() if l.startswith("ffdnet-color"))
-    assert "present" in line and "ffdnet_weights_rgb.pth" in line
+    line = next(row for row in out.splitlines() if row.startswith("ffdnet-color"))
+    assert "present" in line and "ffdnet_weights_rgb.pth" in line and "GPL-3.0" in line  # the licence of every file
+    assert "BSD-3-Clause" in next(row for row in out.splitlines() if row.startswith("inrd-small"))
     assert Handler.hits == []
 
 

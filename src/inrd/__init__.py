@@ -6,7 +6,8 @@ Images are in [0, 1]; noise levels ``sigma`` are in the same units.
 """
 
 from . import schedules
-from .sampler import PerSampleNoise, SamplingDiverged, Step, sample
+from .noise import PerSampleNoise, sample_seed
+from .sampler import SamplingDiverged, Step, inrd_step, sample
 
 __version__ = "0.1.0"
-__all__ = ["sample", "schedules", "Step", "PerSampleNoise", "SamplingDiverged", "__version__"]
+__all__ = ["sample", "inrd_step", "schedules", "Step", "PerSampleNoise", "sample_seed", "SamplingDiverged", "__version__"]

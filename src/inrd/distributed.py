@@ -14,12 +14,15 @@ Results are gathered to rank 0 and put in index order; for sets too large to hol
 Launch: ``torchrun --nproc_per_node=G -m inrd sample-many ...`` (or a script calling
 :func:`sample_distributed`). The process group is initialised from torchrun's environment (``RANK``,
 ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR``/``MASTER_PORT``) with NCCL for CUDA devices and gloo on
-CPU. Without torchrun everything runs in the current process (world size 1).
+CPU. Without torchrun everything runs in the current process (world size 1). The processes must meet
+within ``$INRD_RENDEZVOUS_TIMEOUT`` seconds (default 120): a stale torchrun environment (``RANK`` and
+``WORLD_SIZE`` left set in a shell) then fails with a one-line error instead of waiting forever.
 """
 
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from typing import Callable, Optional, Sequence, Union
 
 import torch
@@ -27,7 +30,7 @@ import torch.distributed as dist
 
 from .sampler import _module_device_dtype, sample
 
-__all__ = ["dist_env", "init_distributed", "rank_device", "batches", "rank_batches", "sample_distributed"]
+__all__ = ["dist_env", "init_distributed", "rendezvous_timeout", "rank_device", "batches", "rank_batches", "sample_distributed"]
 
 
 def dist_env() -> tuple[int, int, int]:
@@ -64,10 +67,48 @@ def init_distributed(device: Union[str, torch.device, None] = None) -> tuple[int
         dev = rank_device(device)
         if dev.type == "cuda":
             torch.cuda.set_device(dev)
-        dist.init_process_group("nccl" if dev.type == "cuda" else "gloo", rank=rank, world_size=world)
+        store = _rendezvous(rank, world)
+        dist.init_process_group("nccl" if dev.type == "cuda" else "gloo", store=store, rank=rank, world_size=world)
     if dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     return rank, world
+
+
+def rendezvous_timeout() -> float:
+    """Seconds the processes may take to meet: ``$INRD_RENDEZVOUS_TIMEOUT``, default 120."""
+    text = os.environ.get("INRD_RENDEZVOUS_TIMEOUT", "120")
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = float("nan")
+    if not 0 < seconds < float("inf"):
+        raise ValueError(f"INRD_RENDEZVOUS_TIMEOUT must be a positive number of seconds, got {text!r}.")
+    return seconds
+
+
+def _rendezvous(rank: int, world: int):
+    """The store of the process group (torch's ``env://`` rendezvous), with a bounded wait.
+
+    Only the meeting is bounded: the process group itself keeps torch's default timeout, since ranks
+    may legitimately finish their last batches minutes apart."""
+    missing = [v for v in ("MASTER_ADDR", "MASTER_PORT") if not os.environ.get(v)]
+    if missing:
+        raise ValueError(
+            f"WORLD_SIZE={world} but {' and '.join(missing)} not set: launch with torchrun, or unset RANK and WORLD_SIZE "
+            f"(a stale torchrun environment?) to run in one process."
+        )
+    seconds = rendezvous_timeout()
+    where = f"{os.environ['MASTER_ADDR']}:{os.environ['MASTER_PORT']}"
+    try:
+        store, _, _ = next(dist.rendezvous("env://", rank=rank, world_size=world, timeout=timedelta(seconds=seconds)))
+    except (RuntimeError, ValueError) as e:  # torch's DistError is a RuntimeError
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+        raise ValueError(
+            f"rank {rank} of {world} could not meet the other processes at {where} within {seconds:g} s ({reason}); "
+            f"launch with torchrun, or unset RANK and WORLD_SIZE (a stale torchrun environment?) to run in one process "
+            f"(INRD_RENDEZVOUS_TIMEOUT sets the wait)."
+        ) from None
+    return store
 
 
 def batches(n: int, batch: int) -> list[range]:

@@ -17,9 +17,9 @@ from CUDA graphs. Everything around the network stays in the caller's dtype (flo
 * a denoiser that is not an ``nn.Module`` (BM3D) is returned unchanged, with a warning.
 
 Reduced precision changes the samples (a sampler amplifies nothing, but it does not average errors
-out either): :func:`compare` measures, with the same noise, the relative error of every step and the
-PSNR between the final images of the fp32 and the fast run; ``benchmarks/compare_samplers.py
---accuracy`` prints it and ``benchmarks/README.md`` records the measured values.
+out either): :func:`inrd.experiments.fast_compare.compare` measures, with the same noise, the relative
+error of every step and the PSNR between the final images of the fp32 and the fast run
+(``benchmarks/compare_samplers.py --accuracy`` prints it for the networks of this package).
 
 :class:`Chunked` splits a batch into pieces of at most ``max_batch`` images per denoiser call (or finds
 the largest piece that fits in memory), so the batch a sampler carries is not bounded by the
@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import copy
 import warnings
-from typing import Callable, Optional, Union
+from typing import Callable, Literal, Optional, Union
 
 import torch
 from torch import nn
@@ -38,7 +38,10 @@ from torch import nn
 from .denoisers.eps import EpsDenoiser
 from .validate import sigma_vector
 
-__all__ = ["accelerate", "speed_up", "Chunked", "LowPrecision", "CudaGraphed", "compare", "LOW_PRECISION"]
+__all__ = ["accelerate", "speed_up", "Chunked", "LowPrecision", "CudaGraphed", "FastDtype", "LOW_PRECISION"]
+
+#: the fast path's network precision: "auto" (fp16 on CUDA, bf16 elsewhere), bf16, fp16, or fp32 (full)
+FastDtype = Literal["auto", "bf16", "fp16", "fp32"]
 
 LOW_PRECISION = {
     "auto": "auto",
@@ -219,20 +222,10 @@ def _fast_network(net: nn.Module, dtype, channels_last: bool, compile: bool, cud
     return fast
 
 
-def _per_image(sigma, x: torch.Tensor) -> torch.Tensor:
-    """sigma as a float64 (B,) tensor on x's device (values are checked by the denoiser itself; float64
-    so that the denoiser rounds it exactly as it rounds a Python float)."""
-    s = torch.as_tensor(sigma, dtype=torch.float64, device=x.device).reshape(-1)
-    if s.numel() == 1:
-        return s.expand(x.shape[0])
-    if s.numel() != x.shape[0]:
-        raise ValueError(f"sigma must be a float or hold one value per image ({x.shape[0]}), got {s.numel()} values.")
-    return s
-
-
 class Accelerated(nn.Module):
-    """A non-eps ``nn.Module`` denoiser ``D(x, sigma)`` run through :class:`LowPrecision` (and compiled):
-    sigma is passed as a (B,) tensor, so a compiled network is not specialised on its value."""
+    """A non-eps ``nn.Module`` denoiser ``D(x, sigma)`` run through :class:`LowPrecision` (and compiled).
+    sigma goes to the network as a checked (B,) tensor in x's dtype (:func:`inrd.validate.sigma_vector`),
+    so a compiled network is not specialised on its value."""
 
     def __init__(self, denoiser: nn.Module, network: nn.Module):
         super().__init__()
@@ -241,12 +234,12 @@ class Accelerated(nn.Module):
         _copy_attributes(denoiser, self)
 
     def forward(self, x: torch.Tensor, sigma) -> torch.Tensor:
-        return self.network(x, _per_image(sigma, x))
+        return self.network(x, sigma_vector(sigma, x))
 
 
 def accelerate(
     denoiser: Callable,
-    dtype: Union[str, torch.dtype, None] = "auto",
+    dtype: Union[FastDtype, torch.dtype, None] = "auto",
     channels_last: bool = True,
     compile: bool = True,
     cuda_graphs: bool = False,
@@ -350,56 +343,9 @@ class Chunked(nn.Module):
         return out
 
 
-@torch.no_grad()
-def compare(reference: Callable, fast: Callable, sigmas, rho="canonical", *, shape, seed: int = 0, **sample_kw) -> dict:
-    """Accuracy of ``fast`` against ``reference`` (same denoiser, full precision) along INRD, same noise.
-
-    Two measurements (both in [0, 1] units, images not clamped except for the PSNR):
-
-    * per step t: on the *reference* trajectory's input ``u_t = V_t + gamma_t Z_t``,
-      ``rel_err[t] = ||D_fast(u_t) - D(u_t)|| / ||D(u_t)||`` and ``err_over_sigma[t] = RMS(D_fast(u_t) -
-      D(u_t)) / sigma_t`` (the error against the noise the step removes);
-    * the whole run: ``psnr`` (dB, peak 1) between the two final images V_0, clamped to [0, 1], each
-      run with its own denoiser from the same seed (errors propagate through the trajectory).
-
-    Returns ``{"steps": [{t, sigma, rel_err, err_over_sigma}, ...], "rel_err_max", "rel_err_median",
-    "err_over_sigma_max", "psnr" (per image), "psnr_min"}``. ``sample_kw`` goes to :func:`inrd.sample`.
-    """
-    from .metrics import psnr
-    from .sampler import sample
-
-    rows = []
-
-    def record(st) -> None:
-        df = fast(st.noisy, st.sigma).to(st.denoised.dtype)
-        diff = (df - st.denoised).flatten(1).double()
-        ref = st.denoised.flatten(1).double()
-        rows.append(
-            {
-                "t": st.t,
-                "sigma": st.sigma,
-                "rel_err": float(diff.norm() / ref.norm()),
-                "err_over_sigma": float(diff.pow(2).mean().sqrt()) / st.sigma,
-            }
-        )
-
-    v_ref = sample(reference, sigmas, rho, shape=shape, seed=seed, callback=record, **sample_kw)
-    v_fast = sample(fast, sigmas, rho, shape=shape, seed=seed, **sample_kw)
-    p = psnr(v_fast.clamp(0, 1), v_ref.clamp(0, 1))
-    rel = torch.tensor([r["rel_err"] for r in rows])
-    return {
-        "steps": rows,
-        "rel_err_max": float(rel.max()),
-        "rel_err_median": float(rel.median()),
-        "err_over_sigma_max": max(r["err_over_sigma"] for r in rows),
-        "psnr": p.tolist(),
-        "psnr_min": float(p.min()),
-    }
-
-
 def speed_up(
     denoiser: Callable,
-    fast: Optional[str] = None,
+    fast: Optional[FastDtype] = None,
     chunk: Optional[int] = None,
     compile: bool = True,
     cuda_graphs: bool = False,

@@ -1,8 +1,9 @@
-"""Images in and out, grids, JSON sidecars, atomic writes.
+"""Images in and out, grids, JSON sidecars, atomic writes, run folders.
 
 Every file is written to a temporary name in the destination folder and moved into place with
-``os.replace``, so an interrupted run never leaves a half-written output. This module imports
-nothing else from inrd.
+``os.replace``, so an interrupted run never leaves a half-written output. A run that writes many
+files into one folder claims it with :func:`start_run` (a manifest and a lock), so that two runs never
+mix their files. This module imports nothing else from inrd.
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ import os
 import platform
 import sys
 import tempfile
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator, Mapping
 
 import numpy as np
 import torch
@@ -21,6 +24,8 @@ import torch
 __all__ = [
     "atomic_path",
     "ensure_writable_dir",
+    "start_run",
+    "MANIFEST",
     "save_image",
     "save_grid",
     "save_figure",
@@ -52,27 +57,46 @@ SKIMAGE_IMAGES = {
 }
 
 
-def ensure_writable_dir(path) -> Path:
-    """Create ``path`` (a folder) if needed and check that files can be written into it."""
+def ensure_writable_dir(path, create: bool = True) -> Path:
+    """Create the folder ``path`` if needed and check that files can be created in it.
+
+    The check is ``os.access`` (no probe file, which a kill would leave behind); what it cannot see
+    (a read-only or full file system) surfaces as the one-line error of :func:`atomic_path`.
+    With ``create=False`` a missing folder is not made (the first :func:`atomic_path` write makes it,
+    so a run that fails before writing leaves no empty folder): its nearest existing parent is checked.
+    """
     p = Path(path)
     if p.exists() and not p.is_dir():
         raise ValueError(f"output folder {p} exists and is not a folder; choose another --out.")
+    if not create and not p.exists():
+        parent = next(a for a in p.absolute().parents if a.exists())
+        if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+            raise ValueError(f"cannot create {p}: {parent} is not a writable folder; choose a writable --out.")
+        return p
     try:
         p.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=p, prefix=".inrd-probe-")
-        os.close(fd)
-        os.unlink(probe)
     except OSError as e:
         raise ValueError(f"cannot write to {p}: {e.strerror}; choose a writable --out.") from None
+    if not os.access(p, os.W_OK | os.X_OK):
+        raise ValueError(f"cannot write to {p}: permission denied; choose a writable --out.")
     return p
 
 
 @contextmanager
 def atomic_path(path):
-    """Yield a temporary path next to ``path``; on success move it onto ``path``, else delete it."""
+    """Yield a temporary path next to ``path``; on success move it onto ``path``, else delete it.
+
+    Creates the parent folder if needed; an unwritable destination is a one-line ``ValueError``.
+    """
     path = Path(path)
-    ensure_writable_dir(path.parent if str(path.parent) else ".")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix or ".tmp")
+    parent = path.parent if str(path.parent) else Path(".")
+    if parent.exists() and not parent.is_dir():
+        raise ValueError(f"output folder {parent} exists and is not a folder; choose another --out.")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{path.name}.", suffix=path.suffix or ".tmp")
+    except OSError as e:
+        raise ValueError(f"cannot write to {parent}: {e.strerror}; choose a writable --out.") from None
     os.close(fd)
     try:
         yield Path(tmp)
@@ -100,10 +124,14 @@ def save_image(path, x: torch.Tensor) -> Path:
     """Save one image (C, H, W) or (1, C, H, W) in [0, 1] as PNG (atomically)."""
     from PIL import Image
 
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"save_image takes a torch.Tensor (C, H, W) in [0, 1], got {type(x).__name__}.")
     if x.ndim == 4:
         if x.shape[0] != 1:
             raise ValueError(f"save_image takes one image, got a batch of {x.shape[0]}; use save_grid.")
         x = x[0]
+    if x.ndim != 3 or x.shape[0] not in (1, 3):
+        raise ValueError(f"save_image takes a gray or RGB image (C, H, W) with C = 1 or 3, got shape {tuple(x.shape)}.")
     with atomic_path(path) as tmp:
         Image.fromarray(to_uint8(x)).save(tmp, format="PNG")
     return Path(path)
@@ -111,6 +139,8 @@ def save_image(path, x: torch.Tensor) -> Path:
 
 def grid(x: torch.Tensor, nrow: int | None = None, pad: int = 2, value: float = 1.0) -> torch.Tensor:
     """Tile a batch (B, C, H, W) into one (C, H', W') image, ``nrow`` images per row."""
+    if not isinstance(x, torch.Tensor) or x.ndim != 4:
+        raise ValueError(f"a grid tiles a batch (B, C, H, W), got {tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}.")
     B, C, H, W = x.shape
     nrow = nrow or int(np.ceil(np.sqrt(B)))
     rows = int(np.ceil(B / nrow))
@@ -180,32 +210,149 @@ def save_with_sidecar(path, x: torch.Tensor, params: dict) -> Path:
     return path
 
 
+# --------------------------------------------------------------------------- run folders
+
+MANIFEST = "run.json"
+
+
+def _normalised(params: Mapping) -> dict:
+    """``params`` as they read back from JSON (tensors to lists, paths to strings), for comparison."""
+    return json.loads(json.dumps(dict(params), default=_jsonable, allow_nan=True))
+
+
+def _flat(d: Mapping, prefix: str = "") -> dict:
+    """Nested dicts as one level with dotted keys (``config.seed``), so differences name the leaf."""
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _differences(old: Mapping, new: Mapping, limit: int = 3) -> str:
+    old, new = _flat(old), _flat(new)
+    keys = [k for k in sorted(set(old) | set(new), key=lambda k: (k.count("."), k)) if old.get(k) != new.get(k)]
+    shown = [f"{k}: {_short(old.get(k))} there, {_short(new.get(k))} now" for k in keys[:limit]]
+    return "; ".join(shown) + (f" (+{len(keys) - limit} more)" if len(keys) > limit else "")
+
+
+def _short(v) -> str:
+    text = json.dumps(v)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _lock(folder: Path):
+    """An exclusive, non-blocking lock on ``folder`` held until released (or the process dies);
+    returns a release function, or raises ``ValueError`` when another process holds it."""
+    try:
+        import fcntl
+    except ImportError:  # no flock (Windows): an O_EXCL lock file, which a kill leaves behind
+        lock = folder / ".inrd-run.lock"
+        try:
+            os.close(os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            raise ValueError(f"another run is writing into {folder} ({lock} exists; delete it if no run is going on).") from None
+        return lambda: lock.unlink(missing_ok=True)
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise ValueError(f"another run is writing into {folder} now; wait for it to end or choose another --out.") from None
+    except OSError:  # a file system without locks (some network mounts): the manifest check still applies
+        os.close(fd)
+        return lambda: None
+    return lambda: os.close(fd)  # closing the descriptor releases the lock
+
+
+@contextmanager
+def start_run(out_dir, params: Mapping, *, resume: bool = False) -> Iterator[Path]:
+    """Claim the folder ``out_dir`` for one run whose outputs are determined by ``params``; yields it.
+
+    ``with io.start_run(args.out, params, resume=args.skip_existing) as out: ...``
+
+    * The folder is created if needed and locked for the duration of the ``with`` block (``flock``,
+      released by the kernel even when the process is killed): a second run on the same folder at the
+      same time fails at once instead of interleaving its files.
+    * A new folder (or an empty one) gets the manifest ``run.json`` (``{"params": params}``, written
+      atomically). A folder holding a manifest belongs to that run: with ``resume=True`` and the same
+      ``params`` (as they read back from JSON) the run continues there, otherwise it is refused with a
+      one-line ``ValueError`` naming the first differences. A folder with files but no manifest is
+      refused too: its files would be mixed with the new ones.
+    * On an exception inside the block a manifest written by this call is removed, and the folder too
+      when this call created it and nothing else was written (no empty folders from failed runs).
+
+    ``params`` should hold exactly what determines the outputs (denoiser, weights, sigmas, rho, seed,
+    shape, dtype, ...), not timings or counts that a resumed run may change.
+    """
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"output folder {out} exists and is not a folder; choose another --out.")
+    created = not out.exists()
+    ensure_writable_dir(out)
+    release = _lock(out)
+    wrote_manifest = False
+    try:
+        wanted = _normalised(params)
+        manifest = out / MANIFEST
+        if manifest.is_file():
+            try:
+                held = json.loads(manifest.read_text()).get("params")
+            except (OSError, ValueError, AttributeError):
+                raise ValueError(f"{manifest} is unreadable; delete the folder {out} or choose another --out.") from None
+            if held != wanted:
+                raise ValueError(
+                    f"{out} holds another run's files ({_differences(held if isinstance(held, dict) else {}, wanted)}); "
+                    f"choose another --out or delete it."
+                )
+            if not resume:
+                raise ValueError(f"{out} already holds the outputs of this run; choose another --out, delete it, or resume it.")
+        else:
+            if any(not p.name.startswith(".") for p in out.iterdir()):
+                raise ValueError(f"{out} is not empty and holds no {MANIFEST} of a run; choose a new or empty --out.")
+            write_json(manifest, {"params": wanted, "versions": versions()})
+            wrote_manifest = True
+        yield out
+    except BaseException:
+        if wrote_manifest and all(p.name == MANIFEST for p in out.iterdir()):  # nothing else written: no run
+            (out / MANIFEST).unlink(missing_ok=True)
+        if created and not any(out.iterdir()):
+            release()
+            release = lambda: None  # noqa: E731
+            out.rmdir()
+        raise
+    finally:
+        release()
+
+
+# --------------------------------------------------------------------------- reading images
+
+
 def load_image(spec: str, size: int | None = None, channels: int | None = None) -> torch.Tensor:
     """Load a scikit-image sample by name (offline) or an image file, as (1, C, H, W) float32 in [0, 1].
 
-    ``size`` centre-crops to a square and resizes to ``size`` x ``size`` (antialiased); ``channels``
-    converts gray <-> RGB (1 or 3).
+    Pixel values are converted by image mode: 8-bit modes divided by 255, 16-bit (``I;16``, 16-bit
+    PNG) by 65535, palette images (``P``, ``PA``) and CMYK / YCbCr / LAB / HSV converted to RGB colours,
+    float images (``F``, e.g. float TIFF) kept as they are (they must lie in [0, 1]); an alpha channel
+    (``LA``, ``RGBA``, ``PA``) is dropped, with a warning. ``size`` centre-crops to a square and resizes
+    to ``size`` x ``size`` (antialiased); ``channels`` converts gray <-> RGB (1 or 3; gray is the
+    ITU-R 601 luma, as PIL's ``L``).
     """
-    from PIL import Image
-
+    if size is not None and (int(size) != size or size < 1):
+        raise ValueError(f"image size must be a positive integer, got {size!r}.")
+    if channels not in (None, 1, 3):
+        raise ValueError(f"channels must be 1 (gray) or 3 (RGB), got {channels!r}.")
     if spec in SKIMAGE_IMAGES:
         import skimage.data
 
         a = np.asarray(getattr(skimage.data, spec)())
+        a = a.astype(np.float32) / (65535.0 if a.dtype == np.uint16 else 255.0)
     else:
-        p = Path(spec)
-        if not p.is_file():
-            raise ValueError(
-                f"image {spec!r} is neither a file nor a scikit-image sample ({', '.join(sorted(SKIMAGE_IMAGES))})."
-            )
-        try:
-            a = np.asarray(Image.open(p))
-        except Exception as e:  # PIL raises many types for unreadable files
-            raise ValueError(f"cannot read image {p}: {e}") from None
-    if a.dtype == bool:
-        a = a.astype(np.uint8) * 255
-    x = torch.from_numpy(a.astype(np.float32) / (65535.0 if a.dtype == np.uint16 else 255.0))
-    x = x[None] if x.ndim == 2 else x.permute(2, 0, 1)[:3]
+        a = _read_file(Path(spec))
+    x = torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
+    x = x[None] if x.ndim == 2 else x.permute(2, 0, 1)
     if size is not None:
         h, w = x.shape[1:]
         m = min(h, w)
@@ -215,4 +362,48 @@ def load_image(spec: str, size: int | None = None, channels: int | None = None) 
         x = (0.299 * x[0] + 0.587 * x[1] + 0.114 * x[2])[None]
     elif channels == 3 and x.shape[0] == 1:
         x = x.expand(3, -1, -1)
-    return x.clamp(0, 1)[None].contiguous()
+    return x.clamp(0, 1)[None].contiguous()  # clamp: the antialiased resize overshoots slightly at edges
+
+
+# PIL modes whose colours are not stored as plain gray / RGB values: converted by PIL itself
+_TO_RGB = {"P": "RGB", "PA": "RGBA", "CMYK": "RGB", "YCbCr": "RGB", "LAB": "RGB", "HSV": "RGB", "RGBX": "RGB", "RGBa": "RGBA", "La": "LA"}
+
+
+def _read_file(p: Path) -> np.ndarray:
+    """An image file as (H, W) or (H, W, 3) float32 in [0, 1], converted by its PIL mode."""
+    from PIL import Image, ImageOps
+
+    if not p.is_file():
+        raise ValueError(f"image {str(p)!r} is neither a file nor a scikit-image sample ({', '.join(sorted(SKIMAGE_IMAGES))}).")
+    try:
+        with Image.open(p) as im:
+            im = ImageOps.exif_transpose(im)  # camera photographs: the orientation the viewer shows
+            if im.mode == "P" and "transparency" in im.info:
+                im = im.convert("RGBA")
+            elif im.mode in _TO_RGB:
+                im = im.convert(_TO_RGB[im.mode])
+            mode = im.mode
+            a = np.asarray(im)
+    except Exception as e:  # PIL raises many types for unreadable files
+        raise ValueError(f"cannot read image {p}: {e}") from None
+    if mode in ("LA", "RGBA"):
+        warnings.warn(f"image {p} has an alpha channel ({mode}); it is dropped (transparent pixels keep their colour).", stacklevel=3)
+        a = a[..., :-1] if mode == "RGBA" else a[..., 0]
+    if mode == "1":
+        return a.astype(np.float32)
+    if mode in ("L", "RGB", "LA", "RGBA"):
+        return a.astype(np.float32) / 255.0
+    if mode.startswith("I;16"):
+        return a.astype(np.float32) / 65535.0
+    if mode == "I":  # 32-bit integers: 16-bit PNGs on older Pillow; anything larger has no known scale
+        if a.min() < 0 or a.max() > 65535:
+            raise ValueError(f"image {p} holds 32-bit integers in [{a.min()}, {a.max()}], beyond 16 bits; save it as 8- or 16-bit.")
+        return a.astype(np.float32) / 65535.0
+    if mode == "F":  # floats are taken as intensities in [0, 1] already: no scaling
+        if not np.isfinite(a).all():
+            raise ValueError(f"image {p} holds NaN or infinite values; clean it first.")
+        lo, hi = float(a.min()), float(a.max())
+        if lo < 0 or hi > 1:
+            raise ValueError(f"float image {p} has values in [{lo:.4g}, {hi:.4g}], outside [0, 1]; rescale it to [0, 1] first.")
+        return a.astype(np.float32)
+    raise ValueError(f"image {p} has mode {mode!r}, which inrd does not read; convert it to 8-bit gray or RGB.")

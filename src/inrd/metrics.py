@@ -165,3 +165,91 @@ def nearest_crop_distance(x: torch.Tensor, images: torch.Tensor, chunk: int = 64
             best[idx] = v[better]
             where[idx] = torch.stack([torch.full_like(j[better], k), j[better] // W2, j[better] % W2], 1)
     return (best.clamp(min=0) / (C * h * w)).sqrt(), where
+
+
+# --------------------------------------------------------------------------------------------------
+# Two views independent of patch-SWD: the radial power spectrum (is texture detail at the right
+# scales?) and the pixel marginal (are grey levels and contrast right?).
+# --------------------------------------------------------------------------------------------------
+
+__all__ += ["radial_power_spectrum", "spectrum_distance", "wasserstein1_1d", "pixel_w1"]
+
+
+def radial_power_spectrum(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean radial power spectrum of a set of images ``x`` (N, C, H, W): ``(radius, power)``, float64.
+
+    Each image is made zero-mean, ``P(k) = |DFT(x)(k)|^2 / (H W)`` is averaged over images and channels,
+    and then over the frequencies ``k = (k_y, k_x)`` (cycles per image) whose radius ``|k|`` rounds to
+    ``r = 1 .. min(H, W) // 2`` (the DC term r = 0 is dropped: it only holds the mean). With this
+    normalisation white noise of variance s^2 has ``E P(k) = s^2`` at every k != 0 (Parseval), a flat
+    spectrum. No window: the DFT treats the image as periodic, the same for every set compared.
+    """
+    if not isinstance(x, torch.Tensor) or x.ndim != 4:
+        raise ValueError("radial_power_spectrum: x must be a (N, C, H, W) tensor of images.")
+    H, W = x.shape[-2:]
+    if min(H, W) < 4:
+        raise ValueError(f"radial_power_spectrum: images of {H}x{W} px are too small (need >= 4x4).")
+    xd = x.detach().cpu().double()
+    xd = xd - xd.mean((-2, -1), keepdim=True)
+    p = torch.fft.fft2(xd).abs().pow(2).mean((0, 1)) / (H * W)  # (H, W)
+    ky = torch.fft.fftfreq(H, dtype=torch.float64)[:, None] * H
+    kx = torch.fft.fftfreq(W, dtype=torch.float64)[None, :] * W
+    r = torch.sqrt(ky**2 + kx**2).round().long()
+    radius = torch.arange(1, min(H, W) // 2 + 1)
+    power = torch.stack([p[r == k].mean() for k in radius])
+    return radius.double(), power
+
+
+def spectrum_distance(x: torch.Tensor, y: torch.Tensor, bands: int = 3) -> dict:
+    """Distance between the radial power spectra of two sets of images (:func:`radial_power_spectrum`).
+
+    ``distance`` = RMS over radii of ``log10 P_x(r) - log10 P_y(r)`` (0.1 = 26% too much or too little
+    power on average); ``band_log_ratio`` = the mean of that difference over ``bands`` equal ranges of
+    radii, low to high frequency (negative: x lacks power there). Units: decades of power.
+    """
+    for name, v in (("x", x), ("y", y)):
+        if not isinstance(v, torch.Tensor) or v.ndim != 4:
+            raise ValueError(f"spectrum_distance: {name} must be a (N, C, H, W) tensor of images.")
+        if not torch.isfinite(v).all():
+            raise ValueError(f"spectrum_distance: {name} contains NaN or infinite values.")
+    if x.shape[1:] != y.shape[1:]:
+        raise ValueError(f"spectrum_distance: images of shape {tuple(x.shape[1:])} and {tuple(y.shape[1:])}; compare same-size images.")
+    _, px = radial_power_spectrum(x)
+    _, py = radial_power_spectrum(y)
+    tiny = torch.finfo(torch.float64).tiny  # a constant image has zero power: keep the log finite
+    d = torch.log10(px.clamp(min=tiny)) - torch.log10(py.clamp(min=tiny))
+    return {
+        "distance": float(d.pow(2).mean().sqrt()),
+        "band_log_ratio": [float(b.mean()) for b in torch.tensor_split(d, bands)],
+        "log10_power_x": torch.log10(px.clamp(min=tiny)).tolist(),
+        "log10_power_y": torch.log10(py.clamp(min=tiny)).tolist(),
+    }
+
+
+def wasserstein1_1d(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Exact W1 between the empirical laws of the 1-D samples ``a`` (n,) and ``b`` (m,), float64:
+    ``int_0^1 |Q_a(u) - Q_b(u)| du`` summed over the merged quantile breakpoints (n != m allowed)."""
+    sa = torch.sort(a.detach().cpu().double().flatten()).values
+    sb = torch.sort(b.detach().cpu().double().flatten()).values
+    n, m = sa.numel(), sb.numel()
+    if n == 0 or m == 0:
+        raise ValueError("wasserstein1_1d needs non-empty samples.")
+    if n == m:
+        return float((sa - sb).abs().mean())
+    u = torch.cat([torch.arange(1, n + 1, dtype=torch.float64) / n, torch.arange(1, m + 1, dtype=torch.float64) / m])
+    u = torch.unique(torch.cat([torch.zeros(1, dtype=torch.float64), u]))
+    width, mid = u[1:] - u[:-1], (u[1:] + u[:-1]) / 2
+    ia = torch.clamp((mid * n).long(), max=n - 1)
+    ib = torch.clamp((mid * m).long(), max=m - 1)
+    return float(((sa[ia] - sb[ib]).abs() * width).sum())
+
+
+def pixel_w1(x: torch.Tensor, y: torch.Tensor) -> float:
+    """W1 distance between the pixel-value marginals of two sets of images (all pixels of all images
+    pooled), in image units: a uniform grey-level shift ``y = x + c`` gives exactly ``|c|``."""
+    for name, v in (("x", x), ("y", y)):
+        if not isinstance(v, torch.Tensor) or v.ndim != 4:
+            raise ValueError(f"pixel_w1: {name} must be a (N, C, H, W) tensor of images.")
+    if x.shape[1] != y.shape[1]:
+        raise ValueError(f"pixel_w1: x has {x.shape[1]} channels, y has {y.shape[1]}; compare images of the same kind.")
+    return wasserstein1_1d(x, y)

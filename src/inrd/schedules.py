@@ -1,6 +1,6 @@
 """Noise schedules, pruning and relaxations for INRD.
 
-Conventions (see DESIGN.md):
+Conventions:
 
 * images live in [0, 1]; a noise level ``sigma`` is the standard deviation of additive Gaussian
   noise in those same units;
@@ -19,12 +19,13 @@ This module imports nothing from the rest of inrd.
 from __future__ import annotations
 
 import math
-from typing import Union
+from typing import Literal, Optional, Union, get_args
 
 import numpy as np
 import torch
 
 Relaxation = Union[str, float, torch.Tensor]
+ScheduleName = Literal["ddpm", "cosine", "affine", "geometric", "super-geometric", "karras"]
 
 __all__ = [
     "ddpm",
@@ -35,11 +36,14 @@ __all__ = [
     "karras",
     "cosine",
     "SCHEDULES",
+    "ScheduleName",
+    "schedule_name",
     "make",
     "load_sigmas",
     "prune",
     "prune_indices",
     "relaxation",
+    "step_relaxation",
     "gammas",
     "check_sigmas",
     "sigmas_from_alphas_cumprod",
@@ -85,9 +89,24 @@ def _with_zero(s_pos: torch.Tensor, sigma_0: float) -> torch.Tensor:
     return torch.cat([torch.tensor([float(sigma_0)], dtype=torch.float64), s_pos])
 
 
+def _built(s_pos: torch.Tensor, sigma_0: float, name: str) -> torch.Tensor:
+    """``[sigma_0, s_pos...]``, checked: a sigma_0 >= sigma_1, or levels that float64 cannot tell apart
+    (e.g. very many steps over a tiny range), are one-line errors here rather than later."""
+    if not torch.isfinite(s_pos).all():
+        raise ValueError(f"{name} schedule: the levels overflow float64 (inf or NaN); use a narrower range or a milder exponent.")
+    if not 0 <= sigma_0 < s_pos[0].item():
+        raise ValueError(f"{name} schedule: sigma_0 = {sigma_0} must be >= 0 and below sigma_1 = {s_pos[0].item():.6g}.")
+    s = _with_zero(s_pos, sigma_0)
+    if (s[1:] <= s[:-1]).any():
+        raise ValueError(
+            f"{name} schedule: {s_pos.numel()} levels from {s_pos[0].item():.6g} to {s_pos[-1].item():.6g} are not strictly "
+            f"ascending in float64; use fewer steps or a wider range."
+        )
+    return s
+
+
 def _check_range(steps: int, sigma_min: float, sigma_max: float) -> None:
-    if int(steps) != steps or steps < 1:
-        raise ValueError(f"steps must be a positive integer, got {steps!r}.")
+    _positive_int(steps, "steps")
     if not (0 < sigma_min < sigma_max) or not math.isfinite(sigma_max):
         raise ValueError(f"need 0 < sigma_min < sigma_max < inf, got sigma_min={sigma_min}, sigma_max={sigma_max}.")
 
@@ -96,11 +115,32 @@ def _ramp(steps: int) -> torch.Tensor:
     """u_t = (t - 1) / (T - 1) for t = 1..T (0 when T = 1)."""
     if steps == 1:
         return torch.ones(1, dtype=torch.float64)
-    return torch.linspace(0.0, 1.0, steps, dtype=torch.float64)
+    return torch.linspace(0.0, 1.0, int(steps), dtype=torch.float64)
+
+
+def _positive_int(value, what: str) -> int:
+    """``value`` as an int >= 1 (integral floats accepted), else a one-line ``ValueError``."""
+    ok = not isinstance(value, bool) and isinstance(value, (int, np.integer, float)) and math.isfinite(value)
+    if not ok or int(value) != value or value < 1:
+        raise ValueError(f"{what} must be a positive integer, got {value!r}.")
+    return int(value)
+
+
+def _check_T(T) -> int:
+    return _positive_int(T, "T (number of training noise levels)")
 
 
 def ddpm_alphas_cumprod(T: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02) -> torch.Tensor:
-    """alphabar_t for t = 1..T of Ho et al.'s linear beta schedule (length T, float64)."""
+    """alphabar_t for t = 1..T of Ho et al.'s linear beta schedule (length T, float64).
+
+    Needs ``0 < beta_start <= beta_end < 1``: a beta of 1 or more makes alphabar 0 or negative, i.e. an
+    infinite or undefined noise level."""
+    T = _check_T(T)
+    if not (0 < beta_start <= beta_end < 1):
+        raise ValueError(
+            f"DDPM betas need 0 < beta_start <= beta_end < 1 (variances of the noise added per step), "
+            f"got beta_start={beta_start}, beta_end={beta_end}."
+        )
     betas = torch.linspace(beta_start, beta_end, T, dtype=torch.float64)
     return torch.cumprod(1.0 - betas, dim=0)
 
@@ -111,7 +151,12 @@ def sigmas_from_alphas_cumprod(alphas_cumprod) -> torch.Tensor:
     The ``/ 2`` converts from the [-1, 1] range in which DDPM models are trained to [0, 1].
     """
     a = _f64(alphas_cumprod)
-    return _with_zero(torch.sqrt((1.0 - a) / a) / 2.0, 0.0)
+    if a.ndim != 1 or a.numel() < 1 or not torch.isfinite(a).all() or (a <= 0).any() or (a >= 1).any():
+        raise ValueError("alphas_cumprod must be a 1-D sequence of values in (0, 1) (alphabar_t, t = 1..T).")
+    if (a[1:] >= a[:-1]).any():
+        t = int(torch.nonzero(a[1:] >= a[:-1])[0]) + 2
+        raise ValueError(f"alphas_cumprod must decrease strictly (noise grows with t), but alphabar_{t} >= alphabar_{t - 1}.")
+    return check_sigmas(_with_zero(torch.sqrt((1.0 - a) / a) / 2.0, 0.0))
 
 
 def ddpm(T: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02) -> torch.Tensor:
@@ -121,6 +166,9 @@ def ddpm(T: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02) -> tor
 
 def cosine(T: int = 1000, s: float = 0.008, max_beta: float = 0.999) -> torch.Tensor:
     """Improved-DDPM cosine schedule (Nichol & Dhariwal 2021), betas clipped at ``max_beta``, in [0, 1] units."""
+    T = _check_T(T)
+    if not (0 <= s < math.inf) or not (0 < max_beta < 1):
+        raise ValueError(f"cosine schedule needs an offset s >= 0 and 0 < max_beta < 1, got s={s}, max_beta={max_beta}.")
     t = torch.arange(T + 1, dtype=torch.float64)
     f = torch.cos((t / T + s) / (1 + s) * math.pi / 2) ** 2
     betas = torch.clamp(1 - f[1:] / f[:-1], max=max_beta)
@@ -149,13 +197,13 @@ def _default_range(steps, sigma_min, sigma_max) -> tuple[float, float]:
 def affine(steps: int, sigma_min: float | None = None, sigma_max: float | None = None, sigma_0: float = 0.0) -> torch.Tensor:
     """sigma_t affine in t from sigma_1 = sigma_min to sigma_T = sigma_max (default: the DDPM range)."""
     sigma_min, sigma_max = _default_range(steps, sigma_min, sigma_max)
-    return _with_zero(sigma_min + (sigma_max - sigma_min) * _ramp(steps), sigma_0)
+    return _built(sigma_min + (sigma_max - sigma_min) * _ramp(steps), sigma_0, "affine")
 
 
 def geometric(steps: int, sigma_min: float | None = None, sigma_max: float | None = None, sigma_0: float = 0.0) -> torch.Tensor:
     """log sigma_t affine in t (constant ratio sigma_t / sigma_{t-1}) from sigma_min to sigma_max."""
     sigma_min, sigma_max = _default_range(steps, sigma_min, sigma_max)
-    return _with_zero(torch.exp(math.log(sigma_min) + math.log(sigma_max / sigma_min) * _ramp(steps)), sigma_0)
+    return _built(torch.exp(math.log(sigma_min) + math.log(sigma_max / sigma_min) * _ramp(steps)), sigma_0, "geometric")
 
 
 def super_geometric(
@@ -169,9 +217,10 @@ def super_geometric(
     The ratio ``sigma_t / sigma_{t-1}`` grows with t: fine steps at low noise, coarse at high noise.
     """
     sigma_min, sigma_max = _default_range(steps, sigma_min, sigma_max)
-    if not power >= 1:
-        raise ValueError(f"super_geometric needs power >= 1 (log sigma convex in t), got {power}.")
-    return _with_zero(torch.exp(math.log(sigma_min) + math.log(sigma_max / sigma_min) * _ramp(steps) ** power), sigma_0)
+    if not 1 <= power < math.inf:
+        raise ValueError(f"super_geometric needs a finite power >= 1 (log sigma convex in t), got {power}.")
+    u = _ramp(steps) ** power
+    return _built(torch.exp(math.log(sigma_min) + math.log(sigma_max / sigma_min) * u), sigma_0, f"super-geometric (power {power})")
 
 
 def karras(
@@ -179,8 +228,10 @@ def karras(
 ) -> torch.Tensor:
     """EDM schedule (Karras et al. 2022, eq. 5): sigma^(1/rho) affine in t, rho = 7 by default."""
     sigma_min, sigma_max = _default_range(steps, sigma_min, sigma_max)
-    a, b = sigma_min ** (1 / rho), sigma_max ** (1 / rho)
-    return _with_zero((a + (b - a) * _ramp(steps)) ** rho, sigma_0)
+    if not 0 < rho < math.inf:
+        raise ValueError(f"karras needs a finite rho > 0 (sigma^(1/rho) affine in t; the EDM value is 7), got {rho}.")
+    a, b = _f64(sigma_min) ** (1 / rho), _f64(sigma_max) ** (1 / rho)  # tensors: overflow gives inf, caught below
+    return _built((a + (b - a) * _ramp(steps)) ** rho, sigma_0, f"karras (rho {rho})")
 
 
 SCHEDULES = {
@@ -193,11 +244,20 @@ SCHEDULES = {
 }
 
 
+def schedule_name(spec) -> Optional[ScheduleName]:
+    """The schedule named by ``spec`` (case and ``_``/``-`` ignored: ``"Super_Geometric"`` is
+    ``"super-geometric"``), or None when ``spec`` names none (e.g. a file of sigmas)."""
+    if not isinstance(spec, str):
+        return None
+    key = spec.strip().replace("_", "-").lower()
+    return key if key in get_args(ScheduleName) else None
+
+
 def make(name: str, steps: int | None = None, sigma_min: float | None = None, sigma_max: float | None = None) -> torch.Tensor:
     """Build a named schedule. ``ddpm`` / ``cosine`` are 1000-level training grids pruned to ``steps``;
     the others are built directly with ``steps`` levels between ``sigma_min`` and ``sigma_max``."""
-    key = name.replace("_", "-").lower()
-    if key not in SCHEDULES:
+    key = schedule_name(name)
+    if key is None:
         raise ValueError(f"unknown schedule {name!r}; choose one of {', '.join(SCHEDULES)} or give a file of sigmas.")
     if key in ("ddpm", "cosine"):
         s = SCHEDULES[key]()
@@ -210,29 +270,24 @@ def load_sigmas(path) -> torch.Tensor:
     import re
 
     try:
-        text = open(path).read()
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
     except OSError as e:
         raise ValueError(f"cannot read sigma file {path}: {e.strerror}; give a readable text file of noise levels.") from None
-    tokens = [tok for line in text.splitlines() for tok in re.split(r"[\s,]+", line.split("#")[0].strip()) if tok]
-    try:
-        values = [float(tok) for tok in tokens]
-    except ValueError:
-        bad = next(tok for tok in tokens if not _is_float(tok))
-        raise ValueError(f"malformed sigma file {path}: {bad!r} is not a number; write one noise level per line.") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"sigma file {path} is not a text file; write the noise levels as text, one per line.") from None
+    values = []
+    for tok in (tok for line in text.splitlines() for tok in re.split(r"[\s,]+", line.split("#")[0].strip()) if tok):
+        try:
+            values.append(float(tok))
+        except ValueError:
+            raise ValueError(f"malformed sigma file {path}: {tok!r} is not a number; write one noise level per line.") from None
     if not values:
         raise ValueError(f"sigma file {path} holds no numbers; write the ascending noise levels sigma_0..sigma_T.")
     try:
         return check_sigmas(values)
     except ValueError as e:
         raise ValueError(f"sigma file {path}: {e}") from None
-
-
-def _is_float(tok: str) -> bool:
-    try:
-        float(tok)
-        return True
-    except ValueError:
-        return False
 
 
 def prune_indices(T: int, steps: int) -> torch.Tensor:
@@ -242,8 +297,10 @@ def prune_indices(T: int, steps: int) -> torch.Tensor:
     (numpy's round-half-to-even included), so that pruned DDPM coincides with diffusers step for step.
     When ``n`` divides ``T`` this is the paper's ``sigma'_k = sigma_{a k}`` with ``a = T / n``.
     """
-    if int(steps) != steps or not 1 <= steps <= T:
+    ok = not isinstance(steps, bool) and isinstance(steps, (int, np.integer, float)) and math.isfinite(steps)
+    if not ok or int(steps) != steps or not 1 <= steps <= T:
         raise ValueError(f"steps must be an integer in 1..T = 1..{T} to prune a grid of {T} levels, got {steps!r}.")
+    steps = int(steps)
     trailing = np.round(np.arange(T, 0, -T / steps)).astype(np.int64)  # [a_n, ..., a_1], as diffusers
     return torch.from_numpy(np.concatenate([[0], trailing[::-1]]))
 
@@ -252,6 +309,26 @@ def prune(sigmas, steps: int) -> torch.Tensor:
     """Subgrid ``sigma'_k = sigmas[a_k]``, ``k = 0..steps`` (see :func:`prune_indices`)."""
     s = check_sigmas(sigmas)
     return s[prune_indices(s.numel() - 1, steps)]
+
+
+def step_relaxation(sigma_prev, sigma, rho: Union[str, float] = "canonical"):
+    """``rho_t`` of a relaxation defined step by step, from ``sigma_{t-1}`` and ``sigma_t > 0``, elementwise
+    on numbers, numpy arrays or tensors (broadcast): ``"canonical"`` ``1 - sigma_{t-1}^2 / sigma_t^2``
+    (paper eq. 21), ``"ind"`` 1, ``"ddim"`` ``1 - sigma_{t-1} / sigma_t``, a number: itself. No range
+    check: :func:`relaxation` applies it to the consecutive levels of a schedule and checks the result."""
+    q = sigma_prev / sigma
+    if isinstance(rho, str):
+        key = rho.lower()
+        if key == "canonical":
+            return 1.0 - q**2
+        if key == "ind":
+            return q * 0 + 1.0
+        if key == "ddim":
+            return 1.0 - q
+        raise ValueError(f"unknown relaxation {rho!r}; use 'canonical', 'ind', 'ddim', a number in [0, 1] or a tensor.")
+    if isinstance(rho, (int, float, np.floating)) and not isinstance(rho, bool):
+        return q * 0 + float(rho)
+    raise ValueError(f"a relaxation defined step by step is 'canonical', 'ind', 'ddim' or a number, got {type(rho).__name__}.")
 
 
 def relaxation(sigmas, rho: Relaxation = "canonical") -> torch.Tensor:
@@ -268,15 +345,7 @@ def relaxation(sigmas, rho: Relaxation = "canonical") -> torch.Tensor:
     T = s.numel() - 1
     r = torch.full((T + 1,), float("nan"), dtype=torch.float64)
     if isinstance(rho, str):
-        key = rho.lower()
-        if key == "canonical":
-            r[1:] = 1.0 - (s[:-1] / s[1:]) ** 2
-        elif key == "ind":
-            r[1:] = 1.0
-        elif key == "ddim":
-            r[1:] = 1.0 - s[:-1] / s[1:]
-        else:
-            raise ValueError(f"unknown relaxation {rho!r}; use 'canonical', 'ind', 'ddim', a number in [0, 1] or a tensor.")
+        r[1:] = step_relaxation(s[:-1], s[1:], rho)
     elif isinstance(rho, torch.Tensor) and rho.ndim > 0 or isinstance(rho, (list, tuple, np.ndarray)):
         given = _f64(rho)
         if given.shape != (T + 1,):
@@ -285,7 +354,12 @@ def relaxation(sigmas, rho: Relaxation = "canonical") -> torch.Tensor:
             )
         r[1:] = given[1:]
     else:
-        r[1:] = float(rho)
+        try:
+            if isinstance(rho, bool):
+                raise TypeError
+            r[1:] = float(rho)
+        except (TypeError, ValueError):
+            raise TypeError(f"rho must be 'canonical', 'ind', 'ddim', a number in [0, 1] or a tensor, got {type(rho).__name__}.") from None
     bad = ~((r[1:] >= 0) & (r[1:] <= 1))
     if bad.any():
         t = int(torch.nonzero(bad)[0]) + 1
@@ -303,6 +377,8 @@ def gammas(sigmas, rho: Relaxation = "canonical", start_noise: float = 0.0) -> t
     """
     s = check_sigmas(sigmas)
     r = relaxation(s, rho)
+    if not 0 <= float(start_noise) < math.inf:
+        raise ValueError(f"start_noise (the noise level already in V_T) must be a finite number >= 0, got {start_noise}.")
     T = s.numel() - 1
     carried = torch.empty(T + 1, dtype=torch.float64)  # noise level carried by V_t
     carried[:T] = (1.0 - r[1:]) * s[1:]

@@ -20,13 +20,16 @@ own ``torch.Generator`` seeded from ``seed``, so a run is a deterministic functi
 (on CPU with a fixed thread count). The training state (weights, EMA weights, Adam state, step, the
 three generator states, loss history) is written atomically every ``checkpoint_every`` steps;
 ``resume=True`` continues from it, bit for bit as if the run had not stopped. The learning rate is
-constant after a linear warm-up, so ``steps`` can be raised when resuming.
+constant after a linear warm-up (``steps`` can then be raised when resuming) or cosine-decayed to 0 at
+``steps`` (then fixed for the run). ``init_weights`` starts network and EMA from an exported checkpoint
+with a fresh Adam (fine-tuning; the checkpoint's sha256 is part of the run). The exported weights and
+their JSON sidecar are replaced as a pair (:mod:`inrd.train_export`); a non-finite loss stops the run
+with a ``ValueError`` before anything non-finite is exported.
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import math
 import time
 from pathlib import Path
@@ -36,10 +39,10 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .denoisers.small import DEFAULT_STEPS, make_unet, unet_config
-from .io import atomic_path, ensure_writable_dir, versions
+from .denoisers.small import make_unet, read_checkpoint, unet_config
+from .io import atomic_path, ensure_writable_dir
 from .schedules import ddpm_alphas_cumprod
-from .weights import file_sha256
+from .train_export import T_STEPS, WEIGHTS_NAME, export, pair_is_consistent, read_meta, training_facts
 
 __all__ = [
     "TEXTURES",
@@ -48,6 +51,9 @@ __all__ = [
     "random_crops",
     "train",
     "export",
+    "export_run",
+    "load_state",
+    "read_meta",
     "STATE_NAME",
     "WEIGHTS_NAME",
 ]
@@ -56,11 +62,11 @@ TEXTURES = ("brick", "grass", "gravel")
 DOWNSAMPLE = 2  # 512 x 512 -> 256 x 256 by 2 x 2 averaging
 HOLDOUT_COLUMNS = 64  # rightmost columns of each downsampled texture, never seen in training
 STATE_NAME = "train_state.pt"
-WEIGHTS_NAME = "inrd_small.safetensors"
-T_STEPS = 1000
 
 # The options that define a run; resuming with a different value would silently change the run.
-_RUN_KEYS = ("size", "batch", "lr", "seed", "channels", "layers_per_block", "warmup", "ema_decay", "grad_clip", "data")
+_RUN_KEYS = ("size", "batch", "lr", "seed", "channels", "layers_per_block", "warmup", "ema_decay", "grad_clip", "data",
+             "lr_schedule", "decay_steps", "init")
+_RUN_DEFAULTS = {"lr_schedule": "constant", "decay_steps": None, "init": None}  # states saved before these options
 
 
 def texture_images() -> torch.Tensor:
@@ -132,67 +138,18 @@ def _heldout_loss(net, abar, size, device) -> float:
     return float(sum(losses)) / e.numel()
 
 
-def _training_facts(st: dict) -> dict:
-    """What the JSON sidecar records about a run, from a training state."""
-    config, history, heldout, seconds, step = st["config"], st["history"], st["heldout"], st["seconds"], st["step"]
-    tail = [loss for _, loss in history[-5:]]
-    return {
-        "steps": step,
-        **{k: config[k] for k in ("batch", "lr", "seed", "warmup", "ema_decay", "grad_clip")},
-        "optimizer": "Adam (betas 0.9, 0.999), constant lr after linear warm-up, grad-norm clip",
-        "final_train_loss": float(np.mean(tail)) if tail else None,  # mean of the last 5 logged windows
-        "heldout_loss_ema": heldout[-1][1] if heldout else None,
-        "loss_history": history,
-        "heldout_history": heldout,
-        "train_seconds": round(seconds, 1),
-        "iterations_per_second": round(step / seconds, 3) if seconds > 0 else None,
-        "threads": st.get("threads"),
-        "device": st.get("device"),
-        "versions": versions(),
-    }
-
-
 def export_run(out, source: str = "ema") -> Path:
     """(Re-)export the weights and JSON of the run saved in ``out`` (see :func:`export`); ``source`` is
     ``"ema"`` (the EMA of the weights, the default) or ``"model"`` (the last optimizer iterate)."""
     if source not in ("ema", "model"):
         raise ValueError(f"source must be 'ema' or 'model', got {source!r}.")
     st = load_state(out)
-    return export(out, st[source], st["config"], _training_facts(st), source=source)
+    return export(out, st[source], st["config"], training_facts(st), source=source)
 
 
-def export(out, ema_state: dict, config: dict, training: dict, source: str = "ema") -> Path:
-    """Write ``inrd_small.safetensors`` (float16 weights, by default the EMA ones) and ``inrd_small.json``
-    (config, data, schedule, training facts, sha256 of the weights) into ``out``, atomically."""
-    from safetensors.torch import save_file
-
-    from .io import write_json
-
-    out = ensure_writable_dir(out)
-    path = out / WEIGHTS_NAME
-    # names of the diffusers UNet2DModel itself (no wrapper prefix), so the file also loads into a bare UNet2DModel
-    tensors = {k.removeprefix("unet."): v.detach().to("cpu", torch.float16).contiguous() for k, v in ema_state.items()}
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata={"format": "inrd-small/1"})
-    meta = {
-        "format": "inrd-small/1",
-        "description": "DDPM eps-network (diffusers UNet2DModel) on 32x32 grayscale crops of scikit-image textures; see MODEL_CARD.md",
-        "unet": unet_config(config["size"], config["channels"], config["layers_per_block"]),
-        "image": {"channels": 1, "size": config["size"], "network_range": "[-1, 1] (w = 2u - 1, paper eq. 15)"},
-        "schedule": {"name": "ddpm", "T": T_STEPS, "beta_start": 1e-4, "beta_end": 0.02, "prediction": "epsilon"},
-        "data": config["data"],
-        "sampling": {"steps": DEFAULT_STEPS},
-        "training": training,
-        "weights_dtype": "float16",
-        "weights_source": f"EMA of the weights (decay {config['ema_decay']})" if source == "ema" else "last optimizer iterate",
-        "parameters": int(sum(v.numel() for v in ema_state.values())),
-        "sha256": file_sha256(path),
-    }
-    write_json(path.with_suffix(".json"), meta)
-    return path
-
-
-def _config(size, batch, lr, seed, channels, layers_per_block, warmup, ema_decay, grad_clip) -> dict:
+def _config(size, batch, lr, seed, channels, layers_per_block, warmup, ema_decay, grad_clip, lr_schedule, steps, init) -> dict:
+    if lr_schedule not in ("constant", "cosine"):
+        raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {lr_schedule!r}.")
     for name, v in (("batch", batch), ("size", size)):
         if int(v) != v or v < 1:
             raise ValueError(f"{name} must be a positive integer, got {v!r}.")
@@ -201,6 +158,8 @@ def _config(size, batch, lr, seed, channels, layers_per_block, warmup, ema_decay
     if not 0 <= ema_decay < 1:
         raise ValueError(f"ema_decay must be in [0, 1), got {ema_decay!r}.")
     unet_config(size, channels, layers_per_block)  # validates size / channels
+    if int(channels[-1]) % 32:  # self-attention at the lowest level: heads = channels / head dim 32
+        raise ValueError(f"the last --channels entry must be a multiple of 32 (attention head size), got {channels[-1]}; e.g. 16,32.")
     return {
         "size": int(size),
         "batch": int(batch),
@@ -211,6 +170,10 @@ def _config(size, batch, lr, seed, channels, layers_per_block, warmup, ema_decay
         "warmup": int(warmup),
         "ema_decay": float(ema_decay),
         "grad_clip": float(grad_clip),
+        "lr_schedule": lr_schedule,
+        # a cosine decay ends at the last step, so that step count is part of the run
+        "decay_steps": int(steps) if lr_schedule == "cosine" else None,
+        "init": init,
         "data": {
             "source": "scikit-image data",
             "images": list(TEXTURES),
@@ -251,6 +214,8 @@ def train(
     warmup: int = 200,
     ema_decay: float = 0.999,
     grad_clip: float = 1.0,
+    lr_schedule: str = "constant",
+    init_weights=None,
     checkpoint_every: int = 250,
     log_every: int = 100,
     progress: bool = True,
@@ -261,6 +226,12 @@ def train(
     Writes into ``out``: ``train_state.pt`` (everything needed to resume) every ``checkpoint_every``
     steps and at the end, and, when ``export_weights``, the EMA weights as ``inrd_small.safetensors``
     + ``inrd_small.json`` (loadable with ``inrd.denoisers.load("inrd-small", weights=...)``).
+
+    ``lr_schedule``: ``"constant"`` after the linear warm-up, or ``"cosine"``: ``lr * (1 + cos(pi s / steps)) / 2``
+    at step ``s``, reaching 0 at ``steps``. ``init_weights``: an inrd-small ``.safetensors`` file (with its
+    sidecar) whose weights start both the network and its EMA (fine-tuning); Adam starts fresh. Its
+    sha256 is part of the run, so a fine-tune is reproduced from the same file.
+    Raises ``ValueError`` (one line) when the loss or the weights become non-finite; nothing is exported then.
     """
     if int(steps) != steps or steps < 1:
         raise ValueError(f"steps must be a positive integer, got {steps!r}.")
@@ -274,13 +245,22 @@ def train(
         raise ValueError(f"unknown device {device!r}; use 'cpu' or 'cuda'.") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("device 'cuda' requested but no GPU is available; use --device cpu.")
-    config = _config(size, batch, lr, seed, channels, layers_per_block, warmup, ema_decay, grad_clip)
+    init_state, init = None, None
+    if init_weights is not None:
+        init_state, meta = read_checkpoint(init_weights)
+        if meta["unet"] != unet_config(size, channels, layers_per_block):
+            raise ValueError(f"--init-weights {init_weights} is a different network ({meta['unet']['block_out_channels']}); use matching --channels/--size.")
+        init = {"sha256": meta["sha256"], "steps": meta.get("training", {}).get("steps")}
+    config = _config(size, batch, lr, seed, channels, layers_per_block, warmup, ema_decay, grad_clip, lr_schedule, steps, init)
+    created = not Path(out).exists()
     out = ensure_writable_dir(out)
     state_path = out / STATE_NAME
 
     with torch.random.fork_rng(devices=[]):  # the initialisation must not depend on (or touch) global RNG
         torch.manual_seed(config["seed"])
         net = make_unet(unet_config(size, channels, layers_per_block)).to(dev)
+    if init_state is not None:
+        net.unet.load_state_dict(init_state, strict=True)
     ema = {k: v.detach().clone() for k, v in net.state_dict().items()}
     opt = torch.optim.Adam(net.parameters(), lr=config["lr"])
     gens = _generators(config["seed"])
@@ -289,11 +269,12 @@ def train(
     if resume:
         if not state_path.is_file():
             raise ValueError(f"nothing to resume: {state_path} does not exist; run without --resume to start.")
-        st = torch.load(state_path, map_location="cpu", weights_only=True)
+        st = load_state(out)
         for key in _RUN_KEYS:
-            if st["config"][key] != config[key]:
+            if st["config"].get(key, _RUN_DEFAULTS.get(key)) != config[key]:
                 raise ValueError(
-                    f"cannot resume: {key} was {st['config'][key]!r} in the saved run, now {config[key]!r}; use the same options."
+                    f"cannot resume: {key} was {st['config'].get(key, _RUN_DEFAULTS.get(key))!r} in the saved run, "
+                    f"now {config[key]!r}; use the same options."
                 )
         net.load_state_dict(st["model"])
         ema = {k: v.to(dev) for k, v in st["ema"].items()}
@@ -335,8 +316,10 @@ def train(
         with atomic_path(state_path) as tmp:
             torch.save(st, tmp)
         if export_weights:
-            export(out, ema, config, _training_facts(st))
+            export(out, ema, config, training_facts(st))
 
+    if resume and export_weights and not pair_is_consistent(out):
+        export(out, ema, config, training_facts(payload()))  # repair an export interrupted between its two renames
     net.train()
     bar = tqdm(total=steps, initial=step, desc="train", unit="step", disable=not progress, mininterval=5.0)
     t_last = time.perf_counter()
@@ -350,8 +333,13 @@ def train(
         loss.backward()
         if config["grad_clip"] > 0:
             torch.nn.utils.clip_grad_norm_(net.parameters(), config["grad_clip"])
+        if not math.isfinite(loss.item()):  # non-finite weights give a non-finite loss at the next step
+            kept = f"the checkpoint of step {heldout[-1][0]} is kept" if heldout else "nothing was exported"
+            if created and not any(out.iterdir()):
+                out.rmdir()  # a failed run leaves no empty folder behind
+            raise ValueError(f"training diverged at step {step + 1} (loss {loss.item()}); {kept}; lower --lr.")
         for group in opt.param_groups:
-            group["lr"] = config["lr"] * min(1.0, (step + 1) / max(1, config["warmup"]))
+            group["lr"] = _lr(config, step)
         opt.step()
         # EMA of the weights with the usual warm-up of the decay, so early EMA weights are not all init
         d = min(config["ema_decay"], (1 + step) / (10 + step))
@@ -382,13 +370,23 @@ def train(
     bar.close()
     if not heldout or heldout[-1][0] != step:
         checkpoint()
-    return {"out": str(out), **_training_facts(payload())}
+    return {"out": str(out), **training_facts(payload())}
+
+
+def _lr(config: dict, step: int) -> float:
+    """Learning rate of optimizer step ``step`` (0-based): linear warm-up, then constant or cosine to 0."""
+    lr = config["lr"] * min(1.0, (step + 1) / max(1, config["warmup"]))
+    if config.get("lr_schedule", "constant") == "cosine":
+        lr *= 0.5 * (1 + math.cos(math.pi * min(step, config["decay_steps"]) / config["decay_steps"]))
+    return lr
 
 
 def load_state(out) -> dict:
-    """The saved training state of a run folder (weights_only load)."""
-    return torch.load(Path(out) / STATE_NAME, map_location="cpu", weights_only=True)
-
-
-def read_meta(out) -> dict:
-    return json.loads((Path(out) / WEIGHTS_NAME).with_suffix(".json").read_text())
+    """The saved training state of a run folder (weights_only load); a damaged file is a one-line error."""
+    path = Path(out) / STATE_NAME
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise ValueError(f"no training state {path}; run `inrd train` without --resume first.") from None
+    except Exception as e:  # truncated / not a torch file: pickle, zip and unpickler errors all mean "damaged"
+        raise ValueError(f"cannot read the training state {path} ({type(e).__name__}); it is damaged: delete it and retrain.") from None

@@ -11,6 +11,8 @@ def check_image(x, name: str = "image", channels: int | None = None) -> torch.Te
         raise TypeError(f"{name} must be a torch.Tensor of shape (B, C, H, W), got {type(x).__name__}.")
     if x.ndim != 4:
         raise ValueError(f"{name} must have shape (B, C, H, W), got {tuple(x.shape)}; add batch/channel axes with x[None] or x[:, None].")
+    if x.numel() == 0:
+        raise ValueError(f"{name} is empty (shape {tuple(x.shape)}); every axis needs at least one element.")
     if not x.is_floating_point():
         raise ValueError(f"{name} must be a floating tensor with values in [0, 1], got dtype {x.dtype}; use x.float() / 255.")
     if channels is not None and x.shape[1] != channels:
@@ -22,7 +24,12 @@ def check_image(x, name: str = "image", channels: int | None = None) -> torch.Te
 
 def sigma_vector(sigma, x: torch.Tensor) -> torch.Tensor:
     """Noise level(s) as a (B,) tensor on x's device/dtype; sigma is a float or a (B,) / (B,1,1,1) tensor >= 0."""
-    s = torch.as_tensor(sigma, dtype=x.dtype, device=x.device).reshape(-1)
+    if isinstance(sigma, (bool, str, bytes)) or sigma is None or (isinstance(sigma, torch.Tensor) and sigma.is_complex()):
+        raise TypeError(f"sigma must be a real number or a tensor of noise levels, got {type(sigma).__name__} {sigma!r:.40}.")
+    try:
+        s = torch.as_tensor(sigma, dtype=x.dtype, device=x.device).reshape(-1)
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError(f"sigma must be a real number or a tensor of noise levels, got {type(sigma).__name__}.") from None
     if s.numel() == 1:
         s = s.expand(x.shape[0])
     if s.numel() != x.shape[0]:

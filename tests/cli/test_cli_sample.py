@@ -14,12 +14,12 @@ def test_sample_end_to_end_and_sidecar(tmp_path):
     assert _run(tmp_path, "--seed", "5", "--snapshots", "4", "--relax", "ind", "--init", "gaussian:0.5") == 0
     out = tmp_path / "out"
     names = sorted(p.name for p in out.iterdir())
-    assert names == ["grid.json", "grid.png", "sample_000.json", "sample_000.png", "sample_001.json",
+    assert names == ["grid.json", "grid.png", "run.json", "sample_000.json", "sample_000.png", "sample_001.json",
                      "sample_001.png", "stability.png", "trajectory.png"]
     side = json.loads((out / "grid.json").read_text())
-    assert side["denoiser"] == "ffdnet" and side["seed"] == 5 and side["relax"] == "ind"
+    assert side["denoiser"] == "ffdnet" and side["seed"] == 5 and side["rho"] == "ind"
     assert side["steps"] == 8 and len(side["sigmas"]) == 9 and side["sigmas"][0] == 0
-    assert side["rho"][1:] == [1.0] * 8
+    assert side["rhos"][1:] == [1.0] * 8
     assert side["init_std"] == 0.5 and side["shape"] == [2, 3, 16, 16]
     assert len(side["sample_seeds"]) == 2 and side["sample_seeds"][0] != side["sample_seeds"][1]
     assert {"torch", "deepinv", "inrd", "python"} <= set(side["versions"])
@@ -59,7 +59,7 @@ def test_sigma_file_schedule(tmp_path):
         (["--schedule", "nonexistent-schedule"], "unknown schedule"),
         (["--relax", "0.01", "--schedule", "geometric"], "gamma_"),
         (["--init", "gaussian:abc"], "gaussian:STD"),
-        (["--steps", "0"], "--steps must be >= 1"),
+        (["--steps", "0"], "--steps must be an integer >= 1"),
     ],
 )
 def test_bad_flags_give_one_line_errors(tmp_path, capsys, args, message):
@@ -86,7 +86,7 @@ def test_sample_files_are_the_grid_tiles(tmp_path):
     import numpy as np
     from PIL import Image
 
-    _run(tmp_path, "--seed", "1")
+    _run(tmp_path, "--seed", "1", "--display", "0")
     g = np.asarray(Image.open(tmp_path / "out/grid.png"))
     for i in range(2):  # io.grid: 2 images per row, 2-pixel padding
         a = np.asarray(Image.open(tmp_path / f"out/sample_{i:03d}.png"))

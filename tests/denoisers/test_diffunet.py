@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from inrd.denoisers import diffunet, load
-from inrd.schedules import ddpm, ddpm_alphas_cumprod
+from inrd.schedules import ddpm, ddpm_alphas_cumprod, prune
 
 SIGMAS = ddpm()
 ABAR = ddpm_alphas_cumprod()
@@ -39,15 +39,17 @@ def eq15_by_hand(net, u, ks):
 
 def test_attributes_and_eval_mode(den):
     assert den.sigma_range == pytest.approx((0.0050003, 78.7036), abs=1e-4)
-    assert den.sampling_defaults == {"schedule": "ddpm", "steps": 1000, "init": 0.5, "init_std": 0.0, "channels": 3, "size": 256}
-    assert not den.training and not den.eps_model.net.training
+    d = den.sampling_defaults  # canonical INRD (= DDPM) on the DDPM training grid pruned to 100 steps
+    assert (d.rho, d.schedule, d.steps, d.init, d.init_std, d.channels, d.size) == ("canonical", "training", 100, 0.5, 0.0, 3, 256)
+    assert torch.equal(d.sigmas(), prune(ddpm(), 100))
+    assert not den.training and not den.eps_model.unet.training
     # every parameter was re-initialised: none is identically zero (guided-diffusion zero-inits 135 of them)
-    zero = [n for n, p in den.eps_model.net.named_parameters() if not p.abs().sum() > 0]
+    zero = [n for n, p in den.eps_model.unet.named_parameters() if not p.abs().sum() > 0]
     assert zero == []
 
 
 def test_eps_is_not_zero_and_output_is_eq15(den):
-    net = den.eps_model.net
+    net = den.eps_model.unet
     u = torch.rand(3, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     ks = torch.tensor([0, 499, 999])  # one image per noise level: lowest, middle, highest
     sigma = SIGMAS[ks + 1]
@@ -67,7 +69,7 @@ def test_eps_is_not_zero_and_output_is_eq15(den):
 def test_padding_is_circular_top_left(den):
     """Sides not multiple of 32 are padded circularly at the top/left (deepinv) and cropped back:
     24 x 40 runs as 32 x 64."""
-    net = den.eps_model.net
+    net = den.eps_model.unet
     u = torch.rand(1, 3, 24, 40, generator=torch.Generator().manual_seed(2))
     k = 199
     sigma = float(SIGMAS[k + 1])
@@ -96,7 +98,7 @@ def test_checkpoint_round_trip(den, tmp_path):
     """A state dict saved as the published files are (no deepinv-registered buffers) and read back with
     torch.load(weights_only=True) reproduces the outputs exactly (the safetensors path of
     inrd.weights.load_state_dict is tested in test_weights.py on small files)."""
-    net = den.eps_model.net
+    net = den.eps_model.unet
     state = {k: v for k, v in net.state_dict().items() if k not in ("sqrt_1m_alphas_cumprod", "sqrt_alphas_cumprod")}
     pt = tmp_path / "diffunet_random.pt"
     torch.save(state, pt)

@@ -116,4 +116,4 @@ def test_attributes(rgb):
     assert isinstance(rgb, DRUNetDenoiser) and rgb.sigma_range == (0.0, 0.2)
     assert not rgb.training and not any(p.requires_grad for p in rgb.parameters())
     d = rgb.sampling_defaults
-    assert d["sigma_max"] <= rgb.sigma_range[1] and d["init_std"] > d["sigma_max"]
+    assert d.sigma_max <= rgb.sigma_range[1] and d.init_std > d.sigma_max and d.rho == "ind"

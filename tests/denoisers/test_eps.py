@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from inrd.denoisers import EpsDenoiser, GaussianDenoiser
-from inrd.schedules import ddpm, ddpm_alphas_cumprod
+from inrd.schedules import ddpm, ddpm_alphas_cumprod, prune
 
 ABAR = ddpm_alphas_cumprod(1000)  # float64
 LOG_S = 0.5 * torch.log((1 - ABAR) / ABAR)  # log noise level ([-1, 1] units) of timestep k = 0..999
@@ -194,7 +194,9 @@ def test_diffusers_folder_equals_objects_and_eq15(tiny_unet, tmp_path):
     sched.save_pretrained(tmp_path)
     from_objects = diffusers_unet.build(model=tiny_unet, scheduler=sched)
     from_folder = load("diffusers", weights=str(tmp_path))
-    assert from_folder.sampling_defaults == {"channels": 3, "size": 8, "init": 0.5, "init_std": 0.0, "schedule": "ddpm", "steps": 1000}
+    d = from_folder.sampling_defaults
+    assert (d.rho, d.schedule, d.steps, d.channels, d.size, d.init, d.init_std) == ("canonical", "training", 100, 3, 8, 0.5, 0.0)
+    assert torch.equal(d.sigmas(), prune(ddpm(), 100))  # canonical INRD on its own (DDPM) grid = pruned DDPM
 
     u = torch.rand(3, 3, 8, 8, generator=torch.Generator().manual_seed(0))
     ks = torch.tensor([0, 400, 999])
@@ -226,15 +228,15 @@ def test_diffusers_pipeline_layout_and_errors(tiny_unet, tmp_path):
     tiny_unet.save_pretrained(tmp_path / "pipe" / "unet")
     DDIMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012).save_pretrained(tmp_path / "pipe" / "scheduler")
     den = diffusers_unet.build(weights=tmp_path / "pipe")
-    assert "schedule" not in den.sampling_defaults  # not the linear DDPM grid: the range is given instead
-    assert den.sampling_defaults["sigma_max"] == pytest.approx(den.sigma_range[1])
+    d = den.sampling_defaults  # not the linear DDPM grid: its own scaled-linear training grid, pruned
+    assert d.schedule == "training" and d.rho == "canonical"
+    assert float(d.sigmas()[-1]) == pytest.approx(den.sigma_range[1], rel=1e-12)
+    assert torch.equal(d.sigmas(), prune(den.train_sigmas, 100))
 
-    for pred in ("v_prediction", "sample"):
-        with pytest.raises(ValueError, match="eps-prediction"):
-            diffusers_unet.build(model=tiny_unet, scheduler=DDPMScheduler(prediction_type=pred))
-    DDPMScheduler(prediction_type="v_prediction").save_pretrained(tmp_path / "pipe" / "scheduler")
-    with pytest.raises(ValueError, match="v_prediction"):
-        diffusers_unet.build(weights=tmp_path / "pipe")
+    bad = DDPMScheduler()
+    bad.register_to_config(prediction_type="flow")
+    with pytest.raises(ValueError, match="prediction_type is 'flow'; supported: epsilon, v_prediction, sample"):
+        diffusers_unet.build(model=tiny_unet, scheduler=bad)
 
     tiny_unet.save_pretrained(tmp_path / "alone")
     with pytest.raises(ValueError, match="scheduler_config.json"):
@@ -243,3 +245,22 @@ def test_diffusers_pipeline_layout_and_errors(tiny_unet, tmp_path):
         diffusers_unet.build(model=tiny_unet)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         diffusers_unet.build(weights=tmp_path / "nowhere")
+
+
+@pytest.mark.parametrize("prediction", ["v_prediction", "sample"])
+def test_v_and_sample_prediction_give_the_exact_mmse_denoiser(law, prediction):
+    # the exact eps turned into the exact v (v = sqrt(a) e - sqrt(1 - a) x0) or x0 must give the same D
+    m, lam, exact = law
+    eps = GaussianEps(m, lam)
+
+    def other(x, t):
+        a = abar_at(t).reshape(-1, 1, 1, 1)
+        e = eps(x, t)
+        x0 = (x - torch.sqrt(1 - a) * e) / torch.sqrt(a)
+        return torch.sqrt(a) * e - torch.sqrt(1 - a) * x0 if prediction == "v_prediction" else x0
+
+    den = EpsDenoiser(other, ABAR, prediction=prediction)
+    for k in (0, 99, 500, 999):
+        sigma = float(SIGMAS[k + 1])
+        x = noisy(sigma)
+        torch.testing.assert_close(den(x, sigma), exact(x, sigma), atol=tol(x) * (1 + 2 * sigma), rtol=0)

@@ -10,10 +10,10 @@ import torch
 from inrd import sample
 from inrd.denoisers import EpsDenoiser, load
 from inrd.denoisers.small import BUNDLED, build
-from inrd.weights import file_sha256
 from inrd.metrics import psnr
 from inrd.schedules import ddpm, prune
 from inrd.train import random_crops, region
+from inrd.weights import file_sha256
 
 
 @pytest.fixture(scope="module")
@@ -26,11 +26,13 @@ def test_bundled_weights_load_with_their_metadata(den):
     assert meta["sha256"] == file_sha256(BUNDLED)
     assert BUNDLED.stat().st_size <= 10 * 2**20  # the project ships at most 10 MB of weights
     assert isinstance(den, EpsDenoiser) and not den.training
-    lo, hi = den.sigma_range  # the DDPM training range in [0, 1] units (DESIGN.md check values)
+    lo, hi = den.sigma_range  # the DDPM training range in [0, 1] units
     assert lo == pytest.approx(0.0050003, rel=1e-4) and hi == pytest.approx(78.7036, rel=1e-5)
-    d = den.sampling_defaults
-    assert d["schedule"] == "ddpm" and d["relax"] == "canonical" and d["init"] == 0.5 and d["init_std"] == 0.0
-    assert (d["channels"], d["size"]) == (1, 32) and 1 <= d["steps"] <= 1000
+    d, recorded = den.sampling_defaults, meta.get("sampling", {})
+    # the setting recorded with the weights, on the model's own (DDPM) training grid, from the paper's start 0.5
+    assert d.schedule == "training" and d.rho == recorded.get("rho", "canonical") and d.init == 0.5 and d.init_std == 0.0
+    assert d.steps == recorded["steps"] and torch.equal(torch.tensor(d.train_sigmas, dtype=torch.float64), ddpm())
+    assert (d.channels, d.size) == (1, 32)
     assert sum(p.numel() for p in den.parameters()) == meta["parameters"]
 
 

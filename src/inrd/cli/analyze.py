@@ -24,7 +24,8 @@ def _ints(text: str) -> list[int]:
 
 
 def _names(text: str) -> list[str]:
-    return [t.strip().lower().replace("_", "-") for t in text.split(",") if t.strip()]
+    """Comma-separated names (schedule spellings are normalised by the analysis itself)."""
+    return [t.strip().lower() for t in text.split(",") if t.strip()]
 
 
 def register(sub) -> None:
@@ -45,10 +46,12 @@ def register(sub) -> None:
     p.add_argument("--images", default="camera,astronaut,coffee,chelsea", help="scikit-image photographs for patches")
     p.add_argument("--steps", default=",".join(map(str, analysis.STEPS)), help="numbers of steps (default %(default)s)")
     p.add_argument("--schedules", default=",".join(analysis.SCHEDULES), help="schedules (default %(default)s)")
-    p.add_argument("--relaxations", default=",".join(analysis.RELAXATIONS), help="relaxations (default %(default)s)")
+    p.add_argument("--rho", "--relaxations", dest="rho", default=",".join(analysis.RHOS),
+                   help="relaxations rho, comma-separated (default %(default)s)")
     p.add_argument("--search-steps", default=",".join(map(str, analysis.SEARCH_STEPS)),
                    help="n for the best-subgrid search, 'none' to skip (default %(default)s)")
-    p.add_argument("--search-relaxations", default=None, help="relaxations for the search (default: --relaxations)")
+    p.add_argument("--search-rho", "--search-relaxations", dest="search_rho", default=None,
+                   help="relaxations rho for the search (default: --rho)")
     p.add_argument("--search-schedule", default="ddpm", help="fine grid whose subgrids are searched (default ddpm: 1000 levels)")
     p.add_argument("--out", help="write the plot to this .png file")
     p.add_argument("--json", help="write every number to this .json file ('-' prints it instead of the table)")
@@ -67,12 +70,12 @@ def run(args) -> int:
         args.spectrum, size=args.size, alpha=args.alpha, std=args.std, patch=args.patch, stride=args.stride,
         images=_names(args.images),
     )
-    relaxations = _names(args.relaxations)
+    rhos = _names(args.rho)
     result = analysis.compute(
-        spectrum, steps=steps, schedules=_names(args.schedules), relaxations=relaxations,
+        spectrum, steps=steps, schedules=_names(args.schedules), rhos=rhos,
         search_steps=_ints(args.search_steps),
-        search_relaxations=relaxations if args.search_relaxations is None else _names(args.search_relaxations),
-        search_schedule=args.search_schedule.strip().lower(),
+        search_rhos=rhos if args.search_rho is None else _names(args.search_rho),
+        search_schedule=args.search_schedule.strip(),
     )
     if args.out:
         analysis.plot(result, args.out)

@@ -1,44 +1,74 @@
-"""``inrd reproduce figN``: regenerate a figure of the paper with one command."""
+"""``inrd reproduce NAME``: regenerate a figure of the paper (or one of our experiments) with one command.
+
+Every experiment module has ``run(out_dir, ...)`` whose keyword arguments are exactly the options it
+uses, with its own defaults. This command passes only the options the user gave, and only to an
+experiment whose ``run`` names them; any other given option is a one-line error (never silently
+ignored, e.g. ``--device cuda`` for an experiment that runs on the CPU only).
+"""
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import inspect
 import json
 
 from ..experiments import FIGURES
 
+# dest -> help; every option defaults to None = "not given": the experiment's own default applies
+_OPTIONS = {
+    "weights": "checkpoint of the paper's network (DiffUNet FFHQ for fig2/fig4, DRUNet for fig3, inrd-small for quality)",
+    "seed": "random seed (default: the experiment's, 0)",
+    "device": "torch device, e.g. cpu or cuda (experiments that run on the CPU only refuse it)",
+    "images": "fig4, pnp-table: image files (e.g. FFHQ validation faces) or scikit-image names",
+    "drunet_weights": "fig4: DRUNet checkpoint (else the cache, else FFDNet stands in)",
+    "size": "image side in pixels (fig2, fig3, fig4, pnp-table)",
+    "iters": "fig4, pnp-table: PnP iterations",
+    "pad": "fig4, pnp-table: circular padding of the denoiser input (0 = the raw scheme)",
+    "progress": "show (or, with --no-progress, hide) progress bars",
+}
+
 
 def register(sub) -> None:
     p = sub.add_parser("reproduce", help="reproduce a figure of the paper (fig1..fig4) or an experiment (analysis, pnp-table, quality)")
     p.add_argument("figure", choices=sorted(FIGURES))
     p.add_argument("--out", default="figures", help="output folder (default: ./figures)")
-    p.add_argument("--weights", help="checkpoint of the paper's network (DiffUNet FFHQ for fig2/fig4, DRUNet for fig3)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--progress", action="store_true")
-    # figure-specific options: passed only when given, and only to a figure whose run() names them
-    p.add_argument("--images", nargs="+", help="fig4, pnp-table: image files (e.g. FFHQ validation faces) or scikit-image names")
-    p.add_argument("--drunet-weights", help="fig4: DRUNet checkpoint (else the cache, else FFDNet stands in)")
-    p.add_argument("--size", type=int, help="fig2, fig3, fig4, pnp-table: image side in pixels")
-    p.add_argument("--iters", type=int, help="fig4, pnp-table: PnP iterations")
-    p.add_argument("--pad", type=int, help="fig4, pnp-table: circular padding of the denoiser input (0 = the raw scheme)")
+    p.add_argument("--weights", help=_OPTIONS["weights"])
+    p.add_argument("--seed", type=int, help=_OPTIONS["seed"])
+    p.add_argument("--device", help=_OPTIONS["device"])
+    p.add_argument("--images", nargs="+", help=_OPTIONS["images"])
+    p.add_argument("--drunet-weights", help=_OPTIONS["drunet_weights"])
+    p.add_argument("--size", type=int, help=_OPTIONS["size"])
+    p.add_argument("--iters", type=int, help=_OPTIONS["iters"])
+    p.add_argument("--pad", type=int, help=_OPTIONS["pad"])
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None, help=_OPTIONS["progress"])
     p.set_defaults(func=run)
 
 
-_SPECIFIC = ("weights", "images", "drunet_weights", "size", "iters", "pad")
+def accepted_options(run_function) -> set[str]:
+    """Options a ``run`` function names explicitly (a ``**kwargs`` catch-all accepts nothing)."""
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return {name for name, p in inspect.signature(run_function).parameters.items() if p.kind in kinds}
+
+
+def given_options(args, figure: str, accepted: set[str]) -> dict:
+    """The options the user gave, checked against what ``figure`` takes (one-line ValueError otherwise)."""
+    given = {k: getattr(args, k) for k in _OPTIONS if getattr(args, k, None) is not None}
+    refused = [k for k in given if k not in accepted]
+    if refused:
+        flags = ", ".join("--" + k.replace("_", "-") for k in refused)
+        takes = ", ".join("--" + k.replace("_", "-") for k in _OPTIONS if k in accepted) or "only --out"
+        raise ValueError(f"{figure} does not take {flags}; it takes {takes}.")
+    return given
 
 
 def run(args) -> int:
     module = importlib.import_module(FIGURES[args.figure])
-    named = inspect.signature(module.run).parameters
-    extra = {k: getattr(args, k) for k in _SPECIFIC if getattr(args, k) is not None}
-    for k in extra:
-        if k not in named:
-            raise ValueError(f"{args.figure} does not take --{k.replace('_', '-')}; see `inrd reproduce --help` for which figure does.")
-    result = module.run(args.out, seed=args.seed, device=args.device, progress=args.progress, **extra)
-    summary = {k: v for k, v in result.items() if k in ("figure", "denoiser", "stand_in", "png")}
-    print(json.dumps(summary))
+    options = given_options(args, args.figure, accepted_options(module.run))
+    result = module.run(args.out, **options)
+    summary = {k: v for k, v in result.items() if k in ("figure", "denoiser", "stand_in", "summary")}
+    if summary:
+        print(json.dumps(summary))
     png = result.get("png")
     print(f"wrote {png} and its .json" if png else f"wrote {args.out}")
     return 0

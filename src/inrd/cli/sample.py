@@ -2,14 +2,45 @@
 
 from __future__ import annotations
 
-from ..generate import DTYPES, SampleConfig, generate
+from ..generate import SampleConfig, generate
+from ..sampler import SamplingDiverged
+from ..settings import DTYPES
+from . import CliError
 
 
-def _relax(v: str):
+def _rho(v: str):
     try:
         return float(v)
     except ValueError:
         return v
+
+
+def add_sampling_arguments(p) -> None:
+    """The flags that choose a denoiser, a schedule, a relaxation and a start (shared by sample and sample-many)."""
+    p.add_argument("--denoiser", default="default", help="registry name (see `inrd weights list`) or a checkpoint "
+                   "(file: DiffUNet, folder: diffusers UNet2DModel); default: the best offline model")
+    p.add_argument("--weights", help="checkpoint path or registry name for the denoiser's weights")
+    p.add_argument("--schedule", help="training (the network's own grid), ddpm, cosine, affine, geometric, "
+                   "super-geometric, karras, or a text file of sigmas (default: the denoiser's)")
+    p.add_argument("--steps", type=int, help="number of steps (grids and files are pruned)")
+    p.add_argument("--sigma-min", type=float, help="smallest noise level ([0, 1] units) of parametric schedules")
+    p.add_argument("--sigma-max", type=float, help="largest noise level of parametric schedules; ddpm/cosine are cut there")
+    p.add_argument("--rho", "--relax", dest="rho", type=_rho,
+                   help="relaxation: canonical | ind | ddim | a number in [0, 1] (default: the denoiser's)")
+    p.add_argument("--clip", choices=("none", "denoised", "x0"),
+                   help="none: the paper's D; denoised: clip D(u) to [0, 1]; x0: diffusers' clip_sample (clip D(u), keep the noise direction)")
+    p.add_argument("--init", help="start V_T: a constant (0.5), gaussian:STD[:MEAN], or an image file")
+    p.add_argument("--size", type=int, help="image side in pixels")
+    p.add_argument("--channels", type=int, choices=(1, 3))
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--dtype", default="float32", choices=sorted(DTYPES))
+    p.add_argument("--fast", nargs="?", const="auto", choices=("auto", "bf16", "fp16", "fp32"),
+                   help="fast path for neural denoisers: the network in reduced precision (auto: fp16 on CUDA, bf16 on "
+                   "CPU), channels_last, torch.compile; accuracy in benchmarks/README.md")
+    p.add_argument("--no-compile", action="store_true", help="with --fast: do not torch.compile the network")
+    p.add_argument("--chunk", type=int, metavar="K", help="denoise at most K images per network call (0: adapt to memory)")
+    p.add_argument("--no-progress", action="store_true")
 
 
 def register(sub) -> None:
@@ -19,47 +50,31 @@ def register(sub) -> None:
         description="Generate images with INRD: V_{t-1} = D^{rho_t}_{sigma_t}(V_t + gamma_t Z_t). "
         "Writes grid.png, sample_XXX.png with JSON sidecars, stability.png (and trajectory.png).",
     )
-    p.add_argument("--denoiser", default="default", help="registry name (see `inrd weights list`) or a checkpoint "
-                   "(file: DiffUNet, folder: diffusers UNet2DModel); default: the best offline model")
-    p.add_argument("--weights", help="checkpoint path or registry name for the denoiser's weights")
-    p.add_argument("--schedule", help="ddpm, cosine, affine, geometric, super-geometric, karras, or a text file of sigmas")
-    p.add_argument("--steps", type=int, help="number of steps (pruning for ddpm/cosine/files)")
-    p.add_argument("--sigma-min", type=float, help="smallest noise level ([0, 1] units) of parametric schedules")
-    p.add_argument("--sigma-max", type=float, help="largest noise level of parametric schedules")
-    p.add_argument("--relax", type=_relax, help="canonical | ind | ddim | a number in [0, 1] (default: the denoiser's)")
-    p.add_argument("--init", help="start V_T: a constant (0.5), gaussian:STD[:MEAN], or an image file")
+    add_sampling_arguments(p)
     p.add_argument("--batch", type=int, default=4)
-    p.add_argument("--size", type=int, help="image side in pixels")
-    p.add_argument("--channels", type=int, choices=(1, 3))
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--dtype", default="float32", choices=sorted(DTYPES))
     p.add_argument("--snapshots", type=int, default=0, metavar="K", help="save the iterate every K steps (trajectory.png)")
-    p.add_argument("--fast", nargs="?", const="auto", choices=("auto", "bf16", "fp16", "fp32"),
-                   help="fast path for neural denoisers: the network in reduced precision (auto: fp16 on CUDA, bf16 on "
-                   "CPU), channels_last, torch.compile; accuracy in benchmarks/README.md")
-    p.add_argument("--no-compile", action="store_true", help="with --fast: do not torch.compile the network")
-    p.add_argument("--chunk", type=int, metavar="K", help="denoise at most K images per network call (0: adapt to memory)")
-    p.add_argument("--no-progress", action="store_true")
-    p.add_argument("--out", default="samples", help="output folder (default: ./samples)")
+    p.add_argument("--display", type=int, default=256, metavar="PX",
+                   help="grid.png shows each sample at least PX pixels wide, nearest-neighbour (0: native size)")
+    p.add_argument("--out", default="samples", help="output folder (default: ./samples); a folder holding another run is refused")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    if args.steps is not None and args.steps < 1:
-        raise ValueError(f"--steps must be >= 1, got {args.steps}.")
     cfg = SampleConfig(
         denoiser=args.denoiser, weights=args.weights, schedule=args.schedule, steps=args.steps,
-        sigma_min=args.sigma_min, sigma_max=args.sigma_max, relax=args.relax, init=args.init, batch=args.batch,
-        size=args.size, channels=args.channels, seed=args.seed, device=args.device, dtype=args.dtype,
-        snapshots=args.snapshots, progress=not args.no_progress, fast=args.fast, chunk=args.chunk,
-        compile=not args.no_compile,
+        sigma_min=args.sigma_min, sigma_max=args.sigma_max, rho=args.rho, clip=args.clip, init=args.init,
+        batch=args.batch, size=args.size, channels=args.channels, seed=args.seed, device=args.device,
+        dtype=args.dtype, snapshots=args.snapshots, progress=not args.no_progress, fast=args.fast, chunk=args.chunk,
+        compile=not args.no_compile, display=args.display,
     )
-    params = generate(cfg, args.out)
+    try:
+        params = generate(cfg, args.out)
+    except SamplingDiverged as e:
+        raise CliError(str(e)) from None
     summ = params["stability"]["summary"]
     print(
         f"{params['batch']} samples with {params['denoiser']}, {params['schedule']} {params['steps']} steps, "
-        f"relax={params['relax']}, init={params['init']}: {params['timing']['seconds']:.1f} s -> {args.out}/grid.png"
+        f"rho={params['rho']}, init={params['init']}: {params['timing']['seconds']:.1f} s -> {args.out}/grid.png"
     )
     print(
         f"stability: estimated/intended noise in [{summ['noise_in_over_sigma_min']:.2f}, {summ['noise_in_over_sigma_max']:.2f}], "

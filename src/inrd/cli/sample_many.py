@@ -1,27 +1,24 @@
 """``inrd sample-many``: large sample sets, one PNG per sample named by its global index; torchrun-able.
 
-    torchrun --nproc_per_node=8 -m inrd sample-many -n 50000 --denoiser diffunet-ffhq --device cuda --out DIR
+    torchrun --nproc_per_node=8 -m inrd sample-many -n 50000 --denoiser diffunet --device cuda --out DIR
 
 Every rank samples its share of the batches (see :mod:`inrd.distributed`) and writes
-``sample_<index>.png`` as it goes; rank 0 writes ``sample_many.json`` (all parameters, the sigmas,
-seeds, world size, per-rank timing, versions) at the end. Sample i of seed s is the same image whatever
-the number of processes.
+``sample_<index>.png`` as it goes; rank 0 claims the folder first (:func:`inrd.io.start_run`: a
+``run.json`` manifest and a lock) and writes ``sample_many.json`` (all parameters, the sigmas, seeds,
+world size, per-rank timing, versions) at the end. Sample i of seed s is the same image whatever the
+number of processes. The sampling flags are those of ``inrd sample``, with the same defaults.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 
-from .sample import _relax
-
-_HELP_FAST = ("fast path for neural denoisers: the network in reduced precision (auto: fp16 on CUDA, bf16 on CPU; "
-              "or bf16, fp16, fp32 = full precision), channels_last, torch.compile")
+from .sample import add_sampling_arguments
 
 
 def register(sub) -> None:
-    from ..generate import DTYPES
-
     p = sub.add_parser(
         "sample-many",
         help="sample a large set of images (one PNG per index), on one or many processes (torchrun)",
@@ -31,61 +28,90 @@ def register(sub) -> None:
     )
     # not "--n": under torchrun, its own parser would take --n as an abbreviation of --nnodes / --nproc-per-node
     p.add_argument("-n", "--num-samples", dest="n", type=int, required=True, metavar="N", help="number of samples (indices 0..N-1)")
-    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--out", required=True, help="output folder; a folder holding another run is refused")
     p.add_argument("--batch", type=int, default=16, help="samples per sampler call (default 16)")
-    p.add_argument("--denoiser", default="default", help="registry name or checkpoint, as for `inrd sample`")
-    p.add_argument("--weights", help="checkpoint path or registry name for the denoiser's weights")
-    p.add_argument("--schedule", help="ddpm, cosine, affine, geometric, super-geometric, karras, or a text file of sigmas")
-    p.add_argument("--steps", type=int, help="number of steps (pruning for ddpm/cosine/files)")
-    p.add_argument("--sigma-min", type=float)
-    p.add_argument("--sigma-max", type=float)
-    p.add_argument("--relax", type=_relax, help="canonical | ind | ddim | a number in [0, 1] (default: the denoiser's)")
-    p.add_argument("--init", help="start V_T: a constant (0.5), gaussian:STD[:MEAN], or an image file")
-    p.add_argument("--size", type=int)
-    p.add_argument("--channels", type=int, choices=(1, 3))
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu", help="cpu, cuda (under torchrun: cuda:LOCAL_RANK), ...")
-    p.add_argument("--dtype", default="float32", choices=sorted(DTYPES), help="dtype of the iterates")
-    p.add_argument("--fast", nargs="?", const="auto", choices=("auto", "bf16", "fp16", "fp32"), help=_HELP_FAST)
-    p.add_argument("--no-compile", action="store_true", help="with --fast: do not torch.compile the network")
+    add_sampling_arguments(p)
     p.add_argument("--cuda-graphs", action="store_true", help="with --fast on CUDA: replay the network from CUDA graphs")
-    p.add_argument("--chunk", type=int, metavar="K", help="denoise at most K images per network call (0: adapt to memory)")
-    p.add_argument("--skip-existing", action="store_true", help="skip batches whose PNGs are all present (resume)")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--skip-existing", action="store_true",
+                   help="resume: skip batches whose PNGs are all present (only in a folder of the same run: same run.json)")
     p.set_defaults(func=run)
+
+
+def _claim(out, params: dict, resume: bool, rank: int, world: int) -> contextlib.ExitStack:
+    """Rank 0 claims ``out`` with :func:`inrd.io.start_run`; every rank gets its verdict (the same one-line
+    error on every rank, instead of ranks writing into a folder that rank 0 refused)."""
+    from .. import io
+
+    stack = contextlib.ExitStack()
+    error = None
+    if rank == 0:
+        try:
+            stack.enter_context(io.start_run(out, params, resume=resume))
+        except ValueError as e:
+            error = str(e)
+    if world > 1:
+        import torch.distributed as dist
+
+        verdict = [error]
+        dist.broadcast_object_list(verdict, src=0)
+        error = verdict[0]
+    if error is not None:
+        stack.close()
+        raise ValueError(error)
+    return stack
 
 
 def run(args) -> int:
     import torch
 
-    from .. import io
+    from .. import denoisers, io
     from ..distributed import batches, dist_env, init_distributed, rank_device, sample_distributed
     from ..fast import speed_up
-    from ..generate import DTYPES, load_denoiser, settings, settings_record
-    from ..sampler import SamplingDiverged, sample_seed
+    from ..generate import SampleConfig
+    from ..guards import check_device, check_memory, match_dtype, probe_shape
+    from ..noise import sample_seed
+    from ..sampler import SamplingDiverged
+    from ..settings import DTYPES, resolve
 
     if args.n < 1:
         raise ValueError(f"--num-samples must be >= 1, got {args.n}.")
     if args.batch < 1:
         raise ValueError(f"--batch must be >= 1, got {args.batch}.")
-    if args.steps is not None and args.steps < 1:
-        raise ValueError(f"--steps must be >= 1, got {args.steps}.")
+    if args.seed < 0:
+        raise ValueError(f"--seed must be >= 0 (it seeds one generator per sample), got {args.seed}.")
     if args.fast is None and (args.no_compile or args.cuda_graphs):
         raise ValueError("--no-compile and --cuda-graphs modify --fast; add --fast.")
-    out = io.ensure_writable_dir(args.out)
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"output folder {out} exists and is not a folder; choose another --out.")
     rank, world, _ = dist_env()
+    check_device(args.device)
     device = rank_device(args.device)
-    dtype = DTYPES[args.dtype]
-
-    name, D = load_denoiser(args.denoiser, args.weights, device)
+    cfg = SampleConfig(
+        denoiser=args.denoiser, weights=args.weights, schedule=args.schedule, steps=args.steps, sigma_min=args.sigma_min,
+        sigma_max=args.sigma_max, rho=args.rho, clip=args.clip, init=args.init, batch=args.batch, size=args.size,
+        channels=args.channels, seed=args.seed, device=str(device), dtype=args.dtype, fast=args.fast, chunk=args.chunk,
+    )
+    name, weights = denoisers.resolve(cfg.denoiser, cfg.weights)
+    D = denoisers.load(name, weights=weights, device=device)
     if hasattr(D, "eval"):
         D.eval()
-    st = settings(D, args, batch=1)  # the same defaults as `inrd sample`
-    sigmas, rho, init, init_std = st["sigmas"], st["rho"], st["init"], st["init_std"]
-    _, channels, size, _ = st["shape"]
-    T = sigmas.numel() - 1
+    st = resolve(D, cfg, batch=1)  # one start image (1, C, H, W) shared by all samples; the same defaults as `inrd sample`
+    _, channels, size, _ = st.shape
+    dtype = DTYPES[args.dtype]
+    batch_shape = (min(args.batch, args.n), channels, size, size)
+    check_memory(D, batch_shape, dtype, args.chunk, device)
+    D = match_dtype(D, dtype)
+    probe_shape(D, batch_shape, st.sigmas, device, dtype, name)
     D, fast_settings = speed_up(D, args.fast, args.chunk, compile=not args.no_compile, cuda_graphs=args.cuda_graphs)
+    T = st.sigmas.numel() - 1
 
+    # what determines the pixels of sample i: a resumed run must match it (n may grow, timing may change)
+    identity = {
+        "denoiser": name, "weights": weights, **st.record(), "shape": [channels, size, size], "batch": args.batch,
+        "seed": args.seed, "device": args.device, "dtype": args.dtype, "fast": fast_settings["fast"],
+    }
+    init_distributed(device)
     width = max(6, len(str(args.n - 1)))
     path = lambda i: out / f"sample_{i:0{width}d}.png"  # noqa: E731
     written = [0]
@@ -96,51 +122,44 @@ def run(args) -> int:
         written[0] += len(idx)
 
     skip = (lambda idx: all(path(i).is_file() for i in idx)) if args.skip_existing else None
-    init_distributed(device)
-    t0 = time.perf_counter()
-    try:
-        sample_distributed(
-            D, sigmas, rho, n=args.n, shape=(channels, size, size), batch=args.batch, seed=args.seed, init=init,
-            init_std=init_std, device=device, dtype=dtype, on_batch=write, gather=False, skip=skip,
-            progress=not args.no_progress,
-        )
-    except SamplingDiverged as e:
-        raise ValueError(f"{e} (rank {rank}; samples written so far are kept in {out})") from None
-    elapsed = time.perf_counter() - t0
-    timing = {"rank": rank, "device": str(device), "seconds": elapsed, "samples": written[0]}
-    timings = [timing]
-    if world > 1:
-        import torch.distributed as dist
+    with _claim(out, identity, args.skip_existing, rank, world):
+        t0 = time.perf_counter()
+        try:
+            sample_distributed(
+                D, st.sigmas, st.rho, n=args.n, shape=(channels, size, size), batch=args.batch, seed=args.seed,
+                init=st.init, init_std=st.init_std, clip=st.clip, device=device, dtype=dtype, on_batch=write,
+                gather=False, skip=skip, progress=not args.no_progress,
+            )
+        except SamplingDiverged as e:
+            raise ValueError(f"{e} (rank {rank}; samples written so far are kept in {out})") from None
+        elapsed = time.perf_counter() - t0
+        timing = {"rank": rank, "device": str(device), "seconds": elapsed, "samples": written[0]}
+        timings = [timing]
+        if world > 1:
+            import torch.distributed as dist
 
-        timings = [None] * world
-        dist.all_gather_object(timings, timing)
-        dist.destroy_process_group()
-    if rank != 0:
-        return 0
-    total = sum(t["samples"] for t in timings)
-    params = {
-        "denoiser": name,
-        "weights": args.weights,
-        **settings_record(st),
-        "n": args.n,
-        "batch": args.batch,
-        "shape": [channels, size, size],
-        "seed": args.seed,
-        "sample_seeds": "inrd.sampler.sample_seed(seed, index)",
-        "first_sample_seeds": [sample_seed(args.seed, i) for i in range(min(args.n, 4))],
-        "files": f"sample_{{index:0{width}d}}.png",
-        "batches": len(batches(args.n, args.batch)),
-        "world_size": world,
-        "device": args.device,
-        "dtype": args.dtype,
-        **fast_settings,
-        "timing": {"ranks": timings, "seconds": max(t["seconds"] for t in timings), "samples_written": total},
-        "versions": io.versions(),
-        "torch_threads": torch.get_num_threads(),
-    }
-    io.write_json(Path(out) / "sample_many.json", params)
+            timings = [None] * world
+            dist.all_gather_object(timings, timing)
+            dist.destroy_process_group()
+        if rank != 0:
+            return 0
+        total = sum(t["samples"] for t in timings)
+        params = {
+            **identity,
+            "n": args.n,
+            "sample_seeds": "inrd.noise.sample_seed(seed, index)",
+            "first_sample_seeds": [sample_seed(args.seed, i) for i in range(min(args.n, 4))],
+            "files": f"sample_{{index:0{width}d}}.png",
+            "batches": len(batches(args.n, args.batch)),
+            "world_size": world,
+            **fast_settings,
+            "timing": {"ranks": timings, "seconds": max(t["seconds"] for t in timings), "samples_written": total},
+            "versions": io.versions(),
+            "torch_threads": torch.get_num_threads(),
+        }
+        io.write_json(out / "sample_many.json", params)
     print(
-        f"{total} samples ({args.n} requested) with {name}, {st['schedule']} {T} steps, on {world} process(es): "
+        f"{total} samples ({args.n} requested) with {name}, {st.schedule} {T} steps, on {world} process(es): "
         f"{params['timing']['seconds']:.1f} s -> {out}/sample_*.png"
     )
     return 0

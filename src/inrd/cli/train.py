@@ -18,6 +18,11 @@ def register(sub) -> None:
     p.add_argument("--steps", type=int, default=4000, help="total optimizer steps (raise it with --resume to train longer)")
     p.add_argument("--batch", type=int, default=32, help="crops per step (default 32)")
     p.add_argument("--lr", type=float, default=5e-4, help="Adam learning rate after a 200-step warm-up (default 5e-4)")
+    p.add_argument("--lr-schedule", choices=("constant", "cosine"), default="constant",
+                   help="lr after warm-up: constant (default) or cosine-decayed to 0 at --steps")
+    p.add_argument("--warmup", type=int, default=200, help="linear lr warm-up steps (default 200)")
+    p.add_argument("--init-weights", default=None, metavar="FILE",
+                   help="start network and EMA from these inrd-small weights (.safetensors + .json), fresh Adam (fine-tuning)")
     p.add_argument("--size", type=int, default=32, help="crop size in pixels (default 32; divisible by 4)")
     p.add_argument("--channels", default="32,64,64", help="UNet channels per resolution level (default 32,64,64)")
     p.add_argument("--seed", type=int, default=0, help="seed of the initialisation, crops, timesteps and noise")
@@ -51,6 +56,9 @@ def run(args) -> int:
         device=args.device,
         channels=channels,
         checkpoint_every=args.checkpoint_every,
+        lr_schedule=args.lr_schedule,
+        warmup=args.warmup,
+        init_weights=args.init_weights,
         progress=not args.quiet,
     )
     print(

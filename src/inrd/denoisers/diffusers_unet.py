@@ -13,7 +13,9 @@ image channels; extra output channels (learned variance) are dropped. The schedu
 ``alphas_cumprod`` (float32 in diffusers) are recomputed in float64 from its betas when they agree
 to float32 accuracy, so that a linear-beta model has exactly the grid of ``inrd.schedules.ddpm``.
 
-Schedulers predicting ``v_prediction`` or ``sample`` are rejected: eq. (15) needs eps.
+The scheduler's ``prediction_type`` (``epsilon``, ``v_prediction`` or ``sample``) tells
+:class:`EpsDenoiser` how to read the network's output. Sampling defaults: canonical INRD on the model's own
+training grid (linear, cosine or any betas), pruned with :func:`inrd.schedules.prune`.
 """
 
 from __future__ import annotations
@@ -25,23 +27,13 @@ import torch
 from torch import nn
 
 from ..schedules import ddpm_alphas_cumprod
-from .eps import EpsDenoiser
+from .eps import EpsDenoiser, UNetEps, network_defaults
 
-__all__ = ["build", "DiffusersEps", "load_folder"]
+__all__ = ["build", "load_folder", "DEFAULT_STEPS"]
 
-
-class DiffusersEps(nn.Module):
-    """``eps(x, t)`` of a diffusers ``UNet2DModel``: ``x`` in [-1, 1]-scaled units, ``t`` (B,) timesteps."""
-
-    def __init__(self, unet: nn.Module):
-        super().__init__()
-        self.unet = unet
-
-    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        dtype = next(self.unet.parameters()).dtype
-        out = self.unet(x.to(dtype), t.to(x.device))
-        out = out.sample if hasattr(out, "sample") else out[0]
-        return out.to(x.dtype)
+# canonical INRD on the model's own training grid pruned to at most this many steps (the paper, Fig. 2:
+# 20 pruned steps already give convincing samples; all T steps is DDPM itself)
+DEFAULT_STEPS = 100
 
 
 def _scheduler_config_file(folder: Path) -> Path:
@@ -86,13 +78,14 @@ def load_folder(folder) -> tuple[nn.Module, object]:
     return unet, cls.from_config(cfg)
 
 
-def _alphas_cumprod(scheduler) -> torch.Tensor:
+def _prediction(scheduler) -> str:
     pred = getattr(getattr(scheduler, "config", None), "prediction_type", "epsilon")
-    if pred != "epsilon":
-        raise ValueError(
-            f"the scheduler's prediction_type is {pred!r}: this adapter needs an eps-prediction model "
-            f"(prediction_type='epsilon'); v-prediction and sample-prediction models are not supported."
-        )
+    if pred not in ("epsilon", "v_prediction", "sample"):
+        raise ValueError(f"the scheduler's prediction_type is {pred!r}; supported: epsilon, v_prediction, sample.")
+    return pred
+
+
+def _alphas_cumprod(scheduler) -> torch.Tensor:
     given = getattr(scheduler, "alphas_cumprod", None)
     if given is None:
         raise ValueError(f"{type(scheduler).__name__} has no alphas_cumprod; give a DDPM-type scheduler (e.g. DDPMScheduler).")
@@ -115,22 +108,12 @@ def _alphas_cumprod(scheduler) -> torch.Tensor:
     return given
 
 
-def _defaults(unet, den: EpsDenoiser, abar: torch.Tensor) -> dict:
-    cfg = unet.config
-    size = cfg.sample_size
+def _defaults(unet, den: EpsDenoiser):
+    size = unet.config.sample_size
     if isinstance(size, (list, tuple)):
-        size = size[0] if len(set(size)) == 1 else None
-    out = {"channels": int(cfg.in_channels), "init": 0.5, "init_std": 0.0}
-    if size:
-        out["size"] = int(size)
-    T = abar.numel()
-    linear = ddpm_alphas_cumprod(T)
-    if T == 1000 and torch.allclose(abar, linear, rtol=1e-12, atol=0):  # the float64 recomputation is exact
-        out.update(schedule="ddpm", steps=T)
-    else:  # another training grid: sample inside its range
-        lo, hi = den.sigma_range
-        out.update(sigma_min=lo, sigma_max=hi, steps=T)
-    return out
+        size = size[0] if len(set(size)) == 1 else size[0]
+    T = den.train_sigmas.numel() - 1
+    return network_defaults(den, unet.config.in_channels, size or 64, steps=min(T, DEFAULT_STEPS))
 
 
 def build(
@@ -141,13 +124,13 @@ def build(
     timestep: str = "nearest",
     clamp: bool = False,
 ) -> EpsDenoiser:
-    """A diffusers eps-prediction ``UNet2DModel`` as ``D(u, sigma)`` on images in [0, 1] (paper eq. 15).
+    """A diffusers ``UNet2DModel`` (eps, v or sample prediction) as ``D(u, sigma)`` on images in [0, 1] (paper eq. 15).
 
     Args:
         weights: a local folder written by ``save_pretrained`` holding the UNet and its scheduler
             config (see :func:`load_folder`); loaded with ``local_files_only=True``, never downloaded.
         model, scheduler: or the objects themselves (both required; the scheduler gives the training
-            ``alphas_cumprod`` and must have ``prediction_type="epsilon"``).
+            ``alphas_cumprod`` and the ``prediction_type``).
         timestep, clamp: see :class:`EpsDenoiser`.
     """
     if weights is not None:
@@ -170,8 +153,8 @@ def build(
         raise ValueError("class-conditional UNets are not supported (D(x, sigma) has no label); use an unconditional model.")
     abar = _alphas_cumprod(scheduler)
     model.eval()
-    den = EpsDenoiser(DiffusersEps(model), abar, timestep=timestep, clamp=clamp).eval()
-    den.sampling_defaults = _defaults(model, den, abar)
+    den = EpsDenoiser(UNetEps(model), abar, timestep=timestep, clamp=clamp, prediction=_prediction(scheduler)).eval()
+    den.sampling_defaults = _defaults(model, den)
     if device is not None:
         den = den.to(device)
     return den

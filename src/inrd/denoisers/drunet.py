@@ -15,6 +15,7 @@ Weights cannot be fetched at run time: pass a checkpoint path, or a name of :mod
 from __future__ import annotations
 
 import torch
+from deepinv.models import Denoiser
 from torch import nn
 
 from ..validate import check_image, sigma_vector
@@ -56,7 +57,7 @@ def _random_init(net: nn.Module, seed: int) -> None:
         raise RuntimeError(f"uninitialised DRUNet parameters: {left}")
 
 
-class DRUNetDenoiser(nn.Module):
+class DRUNetDenoiser(Denoiser):
     """``D(x, sigma)`` with deepinv's DRUNet; x in [0, 1] (B, C, H, W), sigma a float or (B,) tensor in
     [0, 1] units. Output not clamped (the paper's D has none). Any H, W: deepinv pads (small or odd
     sizes) or splits (large sizes not multiple of 8) internally.
@@ -73,7 +74,7 @@ class DRUNetDenoiser(nn.Module):
     # V_T with s_T >> sigma_T ("otherwise the process degenerates immediately to the mean value").
     # s_T = 0.5 is what worked for the IPOL FFDNet (see inrd.denoisers.ffdnet), the closest denoiser we
     # can run offline; the published DRUNet weights could not be tried here. Same settings, 400 steps.
-    sampling_defaults = {**FFDNetDenoiser.sampling_defaults, "steps": 400}
+    sampling_defaults = FFDNetDenoiser.sampling_defaults.with_(steps=400)
 
     def __init__(self, channels: int = 3, state_dict: dict | None = None, seed: int = 0):
         super().__init__()
@@ -82,7 +83,7 @@ class DRUNetDenoiser(nn.Module):
         if channels not in (1, 3):
             raise ValueError(f"DRUNet checkpoints exist for channels=1 (gray) or channels=3 (RGB), got channels={channels!r}.")
         self.channels = int(channels)
-        self.sampling_defaults = {**type(self).sampling_defaults, "channels": self.channels}
+        self.sampling_defaults = type(self).sampling_defaults.with_(channels=self.channels)
         # Built on the meta device: deepinv's orthogonal initialisation of 32M weights costs seconds
         # and would be overwritten anyway.
         with torch.device("meta"):

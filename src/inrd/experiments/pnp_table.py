@@ -1,4 +1,4 @@
-"""Does raw PnP-PGD with a light pretrained denoiser beat a linear deconvolution? (issue #6)
+"""Does raw PnP-PGD with a light pretrained denoiser beat a linear deconvolution?
 
 On full-resolution crops of scikit-image photographs, periodic Gaussian blur, nu = 0.01, the same
 seeded observation for every method, and PSNR against the truth:
@@ -25,6 +25,7 @@ import numpy as np
 
 from .. import io
 from .. import restoration as R
+from ..denoisers import load
 from ..metrics import psnr
 from .common import out_paths
 
@@ -57,7 +58,7 @@ def run(out_dir="figures", images=None, size=128, iters=100, noise=0.01, kernel=
         x = _crop(spec, size).to(device)
         c = x.shape[1]
         if c not in nets:
-            nets[c] = R.CircularPad(R.load_denoiser("ffdnet", c, device=device)[0], pad)
+            nets[c] = R.CircularPad(load("ffdnet", channels=c, device=device), pad)
         D = nets[c]
         y = R.observe(x, op, noise, seed=seed + idx)
         _, lam_o, p_o = R.tikhonov_oracle(y, op, x)

@@ -12,6 +12,10 @@ measured instead of eyeballed:
 * its noise floor = the same distance between two sets of real held-out crops from disjoint regions
   ("floor" vs "ref"), over several draws: a perfect sampler cannot do better than this, and gaps
   smaller than its spread are not significant;
+* two independent views, each with the same real-vs-real floor: the radial power spectrum distance
+  (:func:`inrd.metrics.spectrum_distance`, RMS log10 power difference; its top band tells missing
+  fine detail) and the pixel-marginal W1 (:func:`inrd.metrics.pixel_w1`), plus the pixel-std ratio
+  (:func:`sample_quality`, :func:`real_floors`);
 * memorisation = RMS distance ``d`` of each sample to its nearest training crop (every position of
   the training region), also relative to the sample's own pixel std (``d / std``, ~0 for a copy), and
   the share of samples with ``d / std`` below the 5th percentile of real held-out crops (about 0.05
@@ -36,13 +40,13 @@ import torch
 
 from .. import io
 from ..denoisers.small import build
-from ..metrics import nearest_crop_distance, patch_swd
+from ..metrics import nearest_crop_distance, patch_swd, pixel_w1, spectrum_distance
 from ..sampler import sample
 from ..schedules import ddpm, prune
 from ..train import random_crops, region
 from .common import save_figure_grid
 
-__all__ = ["run", "STEPS"]
+__all__ = ["run", "STEPS", "sample_quality", "real_floors", "real_crops"]
 
 STEPS = (1000, 250, 100, 50, 20, 10)
 METHODS = {"ind": "IND (rho = 1)", "canonical": "INRD canonical (= DDPM)"}
@@ -51,6 +55,44 @@ METHODS = {"ind": "IND (rho = 1)", "canonical": "INRD canonical (= DDPM)"}
 def _real(part: str, n: int, size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """``n`` random crops of a data split and their texture indices."""
     return random_crops(region(part), n, size, torch.Generator().manual_seed(seed), return_index=True)
+
+
+def real_crops(part: str, n: int, size: int = 32, seed: int = 1000) -> torch.Tensor:
+    """``n`` seeded random crops (n, 1, size, size) of a data split ("ref": the reference set, seed 1000)."""
+    return _real(part, n, size, seed)[0]
+
+
+def sample_quality(x: torch.Tensor, ref: torch.Tensor) -> dict:
+    """Every quality number of a set of raw samples ``x`` (N, 1, H, W) against real crops ``ref``.
+
+    The samples are clamped to [0, 1] before measuring (as when saved); ``out_of_range_fraction`` is the
+    share of raw pixels more than 1/255 outside [0, 1]. ``swd``: :func:`inrd.metrics.patch_swd`;
+    ``spectrum``: RMS log10 radial-power difference (:func:`inrd.metrics.spectrum_distance`) and
+    ``spectrum_high``: its mean over the top third of frequencies (negative = missing detail);
+    ``pixel_w1``: W1 between the pixel marginals; ``std_ratio``: pixel std of the raw samples / that of ``ref``.
+    """
+    xc = x.clamp(0, 1)
+    spec = spectrum_distance(xc, ref)
+    return {
+        "swd": patch_swd(xc, ref)["swd"],
+        "spectrum": spec["distance"],
+        "spectrum_high": spec["band_log_ratio"][-1],
+        "pixel_w1": pixel_w1(xc, ref),
+        "std_ratio": float(x.double().std() / ref.double().std()),
+        "mean": float(xc.mean()),
+        "out_of_range_fraction": float(((x < -1 / 255) | (x > 1 + 1 / 255)).float().mean()),
+    }
+
+
+def real_floors(ref: torch.Tensor, samples: int, draws: int = 5) -> dict:
+    """Noise floor of every number of :func:`sample_quality`: real "floor" crops vs ``ref`` over ``draws``
+    seeded draws of ``samples`` crops; ``{metric: {"mean", "std", "draws"}}`` (std with ddof 1)."""
+    runs = [sample_quality(real_crops("floor", samples, ref.shape[-1], 2000 + i), ref) for i in range(draws)]
+    out = {}
+    for key in ("swd", "spectrum", "spectrum_high", "pixel_w1", "std_ratio"):
+        v = np.array([r[key] for r in runs])
+        out[key] = {"mean": float(v.mean()), "std": float(v.std(ddof=1)) if draws > 1 else None, "draws": v.tolist()}
+    return out
 
 
 def run(
@@ -80,12 +122,13 @@ def run(
 def _run(out_dir, samples, steps, seed, weights, floor_draws, progress) -> dict:
     out = io.ensure_writable_dir(out_dir)
     den = build(weights)
-    size = den.sampling_defaults["size"]
+    size = den.sampling_defaults.size
     train_images = region("train")[:, None]  # (3, 1, H, W)
 
     ref = _real("ref", samples, size, 1000)[0]
     floors = [patch_swd(_real("floor", samples, size, 2000 + i)[0], ref) for i in range(floor_draws)]
     floor_swd = np.array([f["swd"] for f in floors])
+    floor_all = real_floors(ref, samples, floor_draws)
     train_vs_ref = patch_swd(_real("train", samples, size, 3000)[0], ref)
     # Memorisation. d = RMS distance to the nearest training crop; it depends on the texture (flat brick
     # crops have close neighbours, grass crops do not), so it is also given relative to the image's own
@@ -120,6 +163,7 @@ def _run(out_dir, samples, steps, seed, weights, floor_draws, progress) -> dict:
             xc = x.clamp(0, 1)
             swd = patch_swd(xc, ref)
             mem = memorisation(xc)
+            q = sample_quality(x, ref)
             runs.append(
                 {
                     "method": rho,
@@ -127,6 +171,7 @@ def _run(out_dir, samples, steps, seed, weights, floor_draws, progress) -> dict:
                     "swd": swd["swd"],
                     "swd_per_scale": swd["per_scale"],
                     **mem,
+                    **{k: q[k] for k in ("spectrum", "spectrum_high", "pixel_w1", "std_ratio")},
                     "out_of_range_fraction": out_of_range,
                     "mean": float(xc.mean()),
                     "std": float(xc.std()),
@@ -137,7 +182,10 @@ def _run(out_dir, samples, steps, seed, weights, floor_draws, progress) -> dict:
             kept[f"{rho}_{n}"] = x.float().contiguous()
             if progress:
                 r = runs[-1]
-                print(f"{rho:9s} {n:5d} steps: SWD {r['swd']:.4f} (floor {floor_swd.mean():.4f}), NN/std {r['nn_rel_median']:.3f}, closer than real {r['closer_than_real']:.2f}, {seconds:.0f} s")
+                print(f"{rho:9s} {n:5d} steps: SWD {r['swd']:.4f} (floor {floor_swd.mean():.4f}), spectrum {r['spectrum']:.3f} "
+                      f"(floor {floor_all['spectrum']['mean']:.3f}), pixel W1 {r['pixel_w1']:.4f} "
+                      f"(floor {floor_all['pixel_w1']['mean']:.4f}), NN/std {r['nn_rel_median']:.3f}, "
+                      f"closer than real {r['closer_than_real']:.2f}, {seconds:.0f} s")
 
     result = {
         "experiment": "quality vs steps, IND vs canonical INRD, pruned DDPM grids, inrd-small",
@@ -149,6 +197,10 @@ def _run(out_dir, samples, steps, seed, weights, floor_draws, progress) -> dict:
         "init": 0.5,
         "metric": {
             "swd": "patch_swd(patch=7, scales=3 (1, 1/2, 1/4), projections=512, seed=0), image units",
+            "spectrum": "RMS over radii of the log10 radial power spectrum difference (metrics.spectrum_distance); "
+            "spectrum_high: its mean over the top third of frequencies",
+            "pixel_w1": "W1 between pixel marginals (metrics.pixel_w1), image units",
+            "std_ratio": "pixel std of the raw samples / that of the reference crops",
             "nn": "RMS distance to the nearest training crop (any position of the training region)",
             "nn_rel": "nn / pixel std of the image (a copy of a training crop has ~0)",
             "closer_than_real": "share of images with nn_rel below the 5th percentile of nn_rel over real held-out "
@@ -161,6 +213,7 @@ def _run(out_dir, samples, steps, seed, weights, floor_draws, progress) -> dict:
             "swd_per_scale_mean": np.mean([f["per_scale"] for f in floors], 0).tolist(),
             "what": "SWD between two sets of real held-out crops from disjoint regions (floor vs ref)",
         },
+        "floors": floor_all,
         "train_vs_ref_swd": train_vs_ref["swd"],
         "heldout": heldout,
         "data_mean": float(ref.mean()),

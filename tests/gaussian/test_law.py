@@ -1,4 +1,4 @@
-"""Closed-form law of INRD on Gaussian data (inrd.gaussian), checked three independent ways:
+"""The exact law of INRD's output on Gaussian data (inrd.gaussian.law), checked three independent ways:
 
 * against the brute-force covariance recursion in pixel space (deterministic, float tolerance);
 * against Monte-Carlo runs of ``inrd.sample`` with the exact denoisers, with tolerances derived from
@@ -6,7 +6,6 @@
 * against closed forms that do not use the recursion (canonical relaxation: telescoping products).
 """
 
-import json
 import math
 from statistics import NormalDist
 
@@ -17,11 +16,6 @@ import torch
 import inrd
 from inrd import gaussian as G
 from inrd import schedules as S
-
-
-# --------------------------------------------------------------------------------------------------
-# helpers
-# --------------------------------------------------------------------------------------------------
 
 
 def _random_spectrum(d=16, seed=0, lo=-4.5, hi=-0.5):
@@ -112,11 +106,6 @@ def _canonical_closed_form(sigmas, lam, offset, init_std):
     return mean_offset[:, 0], var[:, 0], start[:, 0]
 
 
-# --------------------------------------------------------------------------------------------------
-# deterministic checks of the closed form
-# --------------------------------------------------------------------------------------------------
-
-
 @pytest.mark.parametrize(
     "sigmas, rho, init_std, start_noise",
     [
@@ -169,10 +158,6 @@ def test_w2_formula_against_the_general_gaussian_w2():
     assert (one.bias, one.spread, one.w2) == pytest.approx((0.2, 0.1, math.sqrt(0.05)), rel=1e-12)
 
 
-# --------------------------------------------------------------------------------------------------
-# Monte-Carlo: inrd.sample with the exact denoiser has the predicted moments
-# --------------------------------------------------------------------------------------------------
-
 MC_CASES = {
     # DDPM pruned to 20 steps (uniform "trailing" subgrid) from the paper's V_T = 0.5, with the
     # sampler's own per-sample noise (float32 draws), n = 4000
@@ -219,24 +204,6 @@ def test_monte_carlo_stationary_power_law_field():
     assert abs(law_b.mean[dc] - spec.mean[0]) > 10 * math.sqrt(law_b.var[dc] / 20000)
 
 
-def test_real_fourier_basis_diagonalises_the_stationary_denoiser():
-    spec = G.Spectrum.power_law((4, 6), alpha=1.5, std=0.2, mean=0.5)
-    basis, index = G.real_fourier_basis(4, 6)
-    np.testing.assert_allclose(basis.T @ basis, np.eye(24), atol=1e-12)
-    dense = G.Spectrum.from_covariance(np.full(24, 0.5), (basis * spec.eigenvalues[index]) @ basis.T, shape=(1, 4, 6))
-    x = torch.rand(3, 1, 4, 6, dtype=torch.float64)
-    for sigma in (0.01, 0.3):
-        torch.testing.assert_close(spec.denoiser()(x, sigma), dense.denoiser()(x, sigma), rtol=0, atol=1e-12)
-    # the power-law normalisation: per-pixel variance std^2
-    assert spec.eigenvalues.mean() == pytest.approx(0.2**2, rel=1e-12)
-    assert spec.total_std == pytest.approx(0.2 * math.sqrt(24), rel=1e-12)
-
-
-# --------------------------------------------------------------------------------------------------
-# what the W2 criterion says about DDPM and degenerate choices
-# --------------------------------------------------------------------------------------------------
-
-
 def test_ddpm_1000_is_close_to_exact_and_degenerate_choices_are_worse():
     """Canonical INRD on the 1000 DDPM levels from V_T = 0.5, exact denoiser, power-law spectrum 32x32.
 
@@ -277,60 +244,6 @@ def test_ddpm_1000_is_close_to_exact_and_degenerate_choices_are_worse():
         assert worse.w2 > res.w2
 
 
-# --------------------------------------------------------------------------------------------------
-# spectra, subgrid search
-# --------------------------------------------------------------------------------------------------
-
-
-def test_patch_spectrum_of_skimage_photographs():
-    spec = G.Spectrum.patches(("camera",), patch=4, stride=8)
-    assert spec.eigenvalues.shape == (16,) and spec.shape == (1, 4, 4)
-    assert np.all(np.diff(spec.eigenvalues) <= 0) and spec.eigenvalues.min() >= 0
-    np.testing.assert_allclose(spec.basis.T @ spec.basis, np.eye(16), atol=1e-12)
-    # the mean patch is nearly flat: its coordinates sit on the top eigenvector (the local mean)
-    x = inrd.io.load_image("camera", channels=1)[0, 0].double()
-    patches = x.unfold(0, 4, 8).unfold(1, 4, 8).reshape(-1, 16).numpy()
-    assert spec.total_std**2 == pytest.approx(patches.var(0, ddof=1).sum(), rel=1e-10)
-    np.testing.assert_allclose(spec.basis @ spec.mean, patches.mean(0), atol=1e-12)
-    # natural-image spectrum: the local mean dominates, the rest decays over decades
-    assert spec.eigenvalues[0] > 0.5 * spec.total_std**2 and spec.eigenvalues[0] / spec.eigenvalues[-1] > 100
-
-
-def test_compress_keeps_w2():
-    spec = G.Spectrum.power_law(16, mean=0.45)
-    small = spec.compress()
-    assert small.eigenvalues.size < spec.eigenvalues.size / 4 and small.d == 256
-    sig = S.karras(15)
-    a, b = spec.w2(sig, "canonical"), small.w2(sig, "canonical")
-    assert a.w2 == pytest.approx(b.w2, rel=1e-12) and a.bias == pytest.approx(b.bias, rel=1e-12)
-
-
-@pytest.mark.parametrize("rho", ["canonical", "ddim", "ind"])
-def test_best_subgrid_beats_uniform_pruning(rho):
-    spec = G.Spectrum.power_law(16).compress()
-    fine = S.ddpm()
-    res = G.best_subgrid(spec, fine, 8, rho)
-    assert res.indices[0] == 0 and res.indices[-1] == 1000 and len(res.indices) == 9
-    assert np.all(np.diff(res.indices) > 0)
-    assert res.uniform.w2 == pytest.approx(spec.w2(S.prune(fine, 8), rho).w2, rel=1e-12)
-    # the W2 it reports is the exact one (output_law) of the subgrid it returns ...
-    assert res.w2.w2 == pytest.approx(spec.w2(fine[torch.as_tensor(res.indices)], rho).w2, rel=1e-12)
-    assert res.w2.w2 < res.uniform.w2 and res.moves > 0
-    # ... and a local minimum: no single index move lowers it (checked with output_law, not the fast path)
-    for k in range(1, 8):
-        for shift in (-1, 1):
-            idx = res.indices.copy()
-            idx[k] += shift
-            if idx[k] in (idx[k - 1], idx[k + 1]):
-                continue
-            assert G.subgrid_w2(spec, fine, idx, rho).w2 >= res.w2.w2 * (1 - 1e-9)
-
-
-# --------------------------------------------------------------------------------------------------
-# bad inputs
-# --------------------------------------------------------------------------------------------------
-
-
 def test_bad_inputs_raise_clear_value_errors():
     sig = S.prune(S.ddpm(), 10)
     with pytest.raises(ValueError, match="eigenvalues must be >= 0"):
@@ -349,22 +262,6 @@ def test_bad_inputs_raise_clear_value_errors():
         G.output_law(sig.flip(0), "canonical", [0.1], 0.5)
     with pytest.raises(ValueError, match="denoises too little"):
         G.output_law(sig, 0.01, [0.1], 0.5)
-    with pytest.raises(ValueError, match="negative eigenvalue"):
-        G.Spectrum.from_covariance([0.5, 0.5], [[1.0, 0.0], [0.0, -1.0]])
-    with pytest.raises(ValueError, match="one mean per pixel"):
-        G.Spectrum.from_covariance([0.5, 0.5, 0.5], np.eye(2))
-    with pytest.raises(ValueError, match="alpha"):
-        G.power_law_grid(8, alpha=-1)
-    with pytest.raises(ValueError, match="size"):
-        G.power_law_grid(0)
-    with pytest.raises(ValueError, match="no known eigenbasis"):
-        G.Spectrum.from_eigenvalues([0.1, 0.2]).denoiser()
-    with pytest.raises(ValueError, match="neither a file nor"):
-        G.Spectrum.patches(("no-such-image",))
-    with pytest.raises(ValueError, match="relaxation"):
-        G.best_subgrid(G.Spectrum.from_eigenvalues([0.1]), S.ddpm(), 5, torch.ones(1001))
-    with pytest.raises(ValueError, match="steps must be"):
-        G.best_subgrid(G.Spectrum.from_eigenvalues([0.1]), S.ddpm(), 0)
 
 
 def test_ddim_on_affine_schedules_is_admissible():
@@ -373,69 +270,3 @@ def test_ddim_on_affine_schedules_is_admissible():
     for n in (5, 20, 1000):
         g = S.gammas(S.affine(n), "ddim")
         assert torch.all(g[1:-1] == 0) and g[-1] == S.affine(n)[-1]
-
-
-# --------------------------------------------------------------------------------------------------
-# experiments.analysis and `inrd analyze` (kept here, next to the library they report on)
-# --------------------------------------------------------------------------------------------------
-
-
-def test_analysis_run_writes_plot_and_json(tmp_path):
-    from inrd.experiments import analysis
-
-    spec = G.Spectrum.power_law(16).compress()
-    out = analysis.run(tmp_path / "figs", spectra=[spec], steps=(5, 20), schedules=("ddpm", "geometric"),
-                       search_steps=(6,), search_relaxations=("canonical",), seed=3)
-    data = json.loads((tmp_path / "figs/analysis.json").read_text())
-    assert (tmp_path / "figs/analysis.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    res = data["results"][0]
-    assert res["steps"] == [5, 20] and set(res["table"]) == {"canonical", "ind", "ddim"}
-    cell = res["table"]["ddim"]["ddpm"][1]
-    assert cell["relative"] == pytest.approx(spec.w2(S.prune(S.ddpm(), 20), "ddim").relative, rel=1e-12)
-    assert cell["rms"] == pytest.approx(cell["w2"] / 16, rel=1e-12)  # d = 256
-    sub = res["subgrid"][0]
-    assert sub["best"]["w2"] <= sub["uniform"]["w2"] and len(sub["indices"]) == 7
-    ranks = [r["relative"] for r in res["winners"][1]["ranking"]]
-    assert ranks == sorted(ranks) and len(ranks) == 6
-    assert out["png"].endswith("analysis.png") and "versions" in data
-
-
-def test_cli_analyze(tmp_path, capsys):
-    from inrd.cli import main
-
-    png, js = tmp_path / "w2.png", tmp_path / "w2.json"
-    rc = main(["analyze", "--size", "16", "--steps", "5,20", "--schedules", "ddpm,karras", "--relaxations", "canonical,ind",
-               "--search-steps", "6", "--out", str(png), "--json", str(js)])
-    assert rc == 0
-    text = capsys.readouterr().out
-    assert "canonical (DDPM)   karras" in text and "best n-level subgrid" in text and f"wrote {png}" in text
-    data = json.loads(js.read_text())
-    want = G.Spectrum.power_law(16).w2(S.karras(20), "ind").relative
-    assert data["table"]["ind"]["karras"][1]["relative"] == pytest.approx(want, rel=1e-12)
-    assert f"{100 * want:8.3f}" in text
-    assert png.read_bytes()[:4] == b"\x89PNG"
-    # --json - prints the numbers instead of the table
-    assert main(["analyze", "--size", "8", "--steps", "5", "--search-steps", "none", "--json", "-"]) == 0
-    assert json.loads(capsys.readouterr().out)["steps"] == [5]
-
-
-@pytest.mark.parametrize(
-    "argv, message",
-    [
-        (["--steps", "0,10"], "steps must be integers in 1..1000"),
-        (["--steps", "ten"], "comma-separated integers"),
-        (["--schedules", "linear"], "unknown schedule 'linear'"),
-        (["--relaxations", "eta"], "unknown relaxation 'eta'"),
-        (["--alpha", "-2"], "alpha must be"),
-        (["--spectrum", "patches", "--images", "nope"], "neither a file nor"),
-        (["--out", "plot.jpg"], "must name a .png file"),
-    ],
-)
-def test_cli_analyze_bad_inputs(tmp_path, capsys, argv, message):
-    from inrd.cli import main
-
-    argv = [a.replace("plot.jpg", str(tmp_path / "plot.jpg")) for a in argv]
-    assert main(["analyze", "--size", "8", "--search-steps", "none", *argv]) == 2
-    err = capsys.readouterr().err.strip()
-    assert message in err and err.startswith("inrd analyze: error:") and "\n" not in err
-    assert list(tmp_path.iterdir()) == []  # nothing written

@@ -1,0 +1,104 @@
+"""The denoiser contract and the sampling defaults every adapter declares.
+
+A denoiser is anything callable as ``D(x, sigma) -> x_hat`` on ``(B, C, H, W)`` images in [0, 1], with
+``sigma`` a float or a ``(B,)`` tensor: the standard deviation of the additive Gaussian noise, in the
+same units (deepinv's ``Denoiser`` contract). inrd's adapters are ``deepinv.models.Denoiser`` modules
+and also carry:
+
+* ``sigma_range = (lo, hi)``: the noise levels it was trained or designed for;
+* ``sampling_defaults``: a :class:`SamplingDefaults`, how to sample with it when the user says nothing.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from typing import Literal, Optional, Protocol, Union, runtime_checkable
+
+import torch
+
+from .. import schedules
+
+__all__ = ["Denoiser", "SamplingDefaults", "ScheduleName", "defaults_of"]
+
+#: ``"training"`` is the network's own training grid (``train_sigmas``), pruned with ``schedules.prune``
+ScheduleName = Literal["training", "ddpm", "cosine", "affine", "geometric", "super-geometric", "karras"]
+RhoName = Union[Literal["canonical", "ind", "ddim"], float]
+ClipMode = Literal["none", "denoised", "x0"]
+
+
+@runtime_checkable
+class Denoiser(Protocol):
+    """``D(x, sigma) -> x_hat``: x a (B, C, H, W) tensor in [0, 1], sigma a float or (B,) tensor, same units."""
+
+    def __call__(self, x: torch.Tensor, sigma) -> torch.Tensor: ...
+
+
+@dataclass(frozen=True)
+class SamplingDefaults:
+    """How INRD samples with a denoiser when the user sets nothing (every field has a meaning; no
+    generic defaults are merged underneath).
+
+    Attributes:
+        rho: the relaxation (paper eq. 13, 21): ``"canonical"`` (DDPM), ``"ind"``, ``"ddim"`` or a number.
+        schedule: a named schedule of :mod:`inrd.schedules`, or ``"training"``: the network's own
+            training grid ``train_sigmas`` pruned to ``steps`` (what every eps/v-network uses).
+        steps: number of INRD steps T.
+        sigma_min, sigma_max: range of parametric schedules (affine, geometric, ...), [0, 1] units.
+        init, init_std: start V_T = init + init_std * Z (the paper: 0.5; s_T >> sigma_T for DRUNet).
+        channels, size: image shape the denoiser expects or was trained on.
+        train_sigmas: ascending training grid sigma_0 = 0 < sigma_1 < ... < sigma_T ([0, 1] units).
+        subgrid: optional ascending 1-based indices t of ``train_sigmas`` to keep (a searched subgrid);
+            ``steps`` is then its length.
+        clip: ``"none"`` (the paper's D), ``"denoised"`` (clip D(u) inside the relaxation) or ``"x0"``
+            (diffusers' semantics: clip D(u) but keep the raw noise direction), see :func:`inrd.sample`.
+    """
+
+    rho: RhoName
+    schedule: ScheduleName
+    steps: int
+    sigma_min: Optional[float] = None
+    sigma_max: Optional[float] = None
+    init: float = 0.5
+    init_std: float = 0.0
+    channels: int = 3
+    size: int = 64
+    train_sigmas: Optional[tuple[float, ...]] = field(default=None, repr=False)
+    subgrid: Optional[tuple[int, ...]] = None
+    clip: ClipMode = "none"
+
+    def __post_init__(self):
+        if isinstance(self.rho, str) and self.rho not in ("canonical", "ind", "ddim"):
+            raise ValueError(f"sampling defaults: rho must be canonical, ind, ddim or a number, got {self.rho!r}.")
+        if self.schedule == "training" and not self.train_sigmas:
+            raise ValueError("sampling defaults: schedule 'training' needs the network's train_sigmas.")
+        if int(self.steps) < 1:
+            raise ValueError(f"sampling defaults: steps must be >= 1, got {self.steps}.")
+        if not (self.init_std >= 0 and math.isfinite(self.init_std)):
+            raise ValueError(f"sampling defaults: init_std must be finite and >= 0, got {self.init_std}.")
+        if self.clip not in ("none", "denoised", "x0"):
+            raise ValueError(f"sampling defaults: clip must be none, denoised or x0, got {self.clip!r}.")
+
+    def with_(self, **changes) -> "SamplingDefaults":
+        """A copy with some fields changed (e.g. ``channels`` of a gray model)."""
+        return replace(self, **changes)
+
+    def sigmas(self, steps: Optional[int] = None) -> torch.Tensor:
+        """The default schedule as an ascending float64 tensor sigma_0..sigma_T."""
+        if self.schedule == "training":
+            grid = torch.tensor(self.train_sigmas, dtype=torch.float64)
+            if self.subgrid is not None and steps in (None, len(self.subgrid)):
+                return grid[[0, *self.subgrid]]
+            return schedules.prune(grid, int(steps or self.steps))
+        return schedules.make(self.schedule, int(steps or self.steps), self.sigma_min, self.sigma_max)
+
+
+def defaults_of(denoiser) -> SamplingDefaults:
+    """The :class:`SamplingDefaults` of a denoiser, or a one-line error saying what to pass instead."""
+    d = getattr(denoiser, "sampling_defaults", None)
+    if isinstance(d, SamplingDefaults):
+        return d
+    raise ValueError(
+        f"{type(denoiser).__name__} declares no sampling defaults; give the schedule (sigmas), the relaxation rho "
+        f"and the start explicitly (inrd.sample(D, sigmas, rho, shape=..., init=..., init_std=...))."
+    )

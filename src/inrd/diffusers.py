@@ -1,0 +1,231 @@
+"""INRD as a diffusers scheduler: ``pipe.scheduler = INRDScheduler.from_config(pipe.scheduler.config, rho="ind")``.
+
+The paper's scheme (Section 2.3) runs in the variance-exploding (VE) frame,
+
+    V_{t-1} = (1 - rho_t) U_t + rho_t D_{sigma_t}(U_t),     U_t = V_t + gamma_t Z_t,          (eq. 13)
+    gamma_t^2 = sigma_t^2 - (1 - rho_{t+1})^2 sigma_{t+1}^2,                                  (eq. 20)
+
+while a diffusers pipeline carries the variance-preserving (VP) iterate ``x_t = sqrt(abar_t) x_0 +
+sqrt(1 - abar_t) eps`` of images in [-1, 1]. One :meth:`INRDScheduler.step` at pruned level k
+(network timestep ``a_k - 1``, paper index t = k) does, with every coefficient computed in float64:
+
+1. ``u = x_t / sqrt(abar_t)``: the VE iterate ``U_t``, noise level ``s_t = sqrt((1 - abar_t) / abar_t)``;
+2. ``D(u)`` from the model output: ``u - s_t eps`` (eq. 15), ``abar_t u - sqrt(1 - abar_t) v`` or the
+   predicted sample itself;
+3. ``V = (1 - rho_t) u + rho_t D(u)`` (eq. 13), then ``u' = V + gamma_{t-1} Z``;
+4. ``x_{t-1} = sqrt(abar_{t-1}) u'`` with ``abar_0 = 1`` (``sigma_0 = 0``: the last step returns V_0).
+
+Units: the scheduler works in [-1, 1] units, where noise levels are ``s = 2 sigma`` with ``sigma`` the
+[0, 1]-unit levels of :mod:`inrd.schedules` (eq. 14); the relaxation only involves ratios of levels
+and gamma scales with them, so ``rho`` is unit-free and ``gamma^{[-1,1]} = 2 gamma``. The rho and
+gamma values come from :func:`inrd.schedules.relaxation` and :func:`inrd.schedules.gammas` on the
+grid :func:`inrd.schedules.prune` makes of the model's training levels.
+
+Against diffusers:
+
+* ``rho="canonical"`` is ``DDPMScheduler(timestep_spacing="trailing")`` and ``rho="ddim"`` is
+  ``DDIMScheduler(eta=0, timestep_spacing="trailing")`` (for a step count dividing T: DDIM steps back
+  by ``T // n`` timesteps, off the trailing grid otherwise); ``rho="ind"`` (``rho = 1``) and any
+  other relaxation are new. Timesteps are always the trailing grid of ``prune``; a config's
+  ``timestep_spacing``/``steps_offset`` are ignored.
+* ``gamma_t`` is fixed by ``rho``; a model's learned variance channels are dropped. The start is
+  the pipeline's ``x_T ~ N(0, I)`` (``init_noise_sigma = 1``), as DDPM: noise ``1 / sqrt(abar_T)``
+  in the VE frame instead of the paper's ``s_T`` (relative difference ``abar_T / 2``).
+* Clipping: ``clip_sample`` clips ``D(u)`` to ``[-clip_sample_range, clip_sample_range]`` ([-1, 1]
+  units). It is off by default (the paper's D has no clamp), but a DDPM config usually carries
+  ``clip_sample=True`` and ``from_config`` keeps it: pass ``clip_sample=False`` for the paper's scheme.
+  ``use_clipped_model_output=False`` (default) keeps the raw eps in the direction term, diffusers'
+  semantics (``DDIMScheduler``; ``inrd.sample(clip="x0")``): ``V = clip(D) + (1 - rho)(u - D)``.
+  ``True`` recomputes eps from the clipped x0, i.e. relaxes the clipped denoiser,
+  ``V = (1 - rho) u + rho clip(D)`` (``inrd.sample(clip="denoised")``), which is what
+  ``DDPMScheduler(clip_sample=True)`` amounts to. ``pred_original_sample`` is the (clipped) ``D(u)``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal, Optional, Union
+
+import diffusers
+import numpy as np
+import torch
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.schedulers.scheduling_utils import KarrasDiffusionSchedulers, SchedulerMixin
+from diffusers.utils import BaseOutput
+from diffusers.utils.torch_utils import randn_tensor
+
+from . import schedules
+
+__all__ = ["INRDScheduler", "INRDSchedulerOutput"]
+
+PREDICTION_TYPES = ("epsilon", "v_prediction", "sample")
+
+
+@dataclass
+class INRDSchedulerOutput(BaseOutput):
+    """``prev_sample``: x_{t-1} (VP frame, [-1, 1] units); ``pred_original_sample``: D(u), the x0 estimate."""
+
+    prev_sample: torch.Tensor
+    pred_original_sample: torch.Tensor
+
+
+def _rho_for_config(rho) -> Union[str, float, list]:
+    """rho as a JSON-able value (a per-step tensor becomes a list of floats, None for the unused rho_0)."""
+    if isinstance(rho, str):
+        return rho
+    if isinstance(rho, (torch.Tensor, np.ndarray, list, tuple)) and np.ndim(rho) > 0:
+        values = [float("nan") if r is None else r for r in rho] if isinstance(rho, (list, tuple)) else rho
+        return [None] + [float(r) for r in torch.as_tensor(values, dtype=torch.float64).reshape(-1)[1:]]
+    if isinstance(rho, (int, float)) or (isinstance(rho, torch.Tensor) and rho.ndim == 0):
+        return float(rho)
+    raise TypeError(f"rho must be 'canonical', 'ind', 'ddim', a number or a per-step tensor, got {type(rho).__name__}.")
+
+
+class INRDScheduler(SchedulerMixin, ConfigMixin):
+    """Iterative noising / relaxed denoising (paper eq. 13, 20) on the pruned training grid of a
+    diffusers model; see the module docstring for the step, the units and the clip semantics.
+
+    Args:
+        num_train_timesteps, beta_start, beta_end, beta_schedule, trained_betas: the training noise
+            schedule, as in ``DDPMScheduler`` (its ``alphas_cumprod`` are computed by diffusers itself).
+        prediction_type: what the network predicts: ``"epsilon"``, ``"v_prediction"`` or ``"sample"``.
+        rho: relaxation ``"canonical"`` (= DDPM), ``"ind"`` (rho = 1), ``"ddim"`` (gamma = 0), a number
+            in [0, 1], or a per-step tensor of length ``n + 1`` for ``set_timesteps(n)`` (``rho[k]`` for
+            pruned level k = 1..n; ``rho[0]`` unused).
+        clip_sample, clip_sample_range, use_clipped_model_output: clip ``D(u)``; see the module docstring.
+        thresholding, rescale_betas_zero_snr: not supported (a ``True`` from a config raises ValueError).
+    """
+
+    _compatibles = [e.name for e in KarrasDiffusionSchedulers]  # their config keys are ignored quietly
+    order = 1
+
+    @register_to_config
+    def __init__(
+        self,
+        num_train_timesteps: int = 1000,
+        beta_start: float = 0.0001,
+        beta_end: float = 0.02,
+        beta_schedule: str = "linear",
+        trained_betas: Optional[Union[np.ndarray, list]] = None,
+        prediction_type: Literal["epsilon", "v_prediction", "sample"] = "epsilon",
+        rho: Union[str, float, list, torch.Tensor] = "canonical",
+        clip_sample: bool = False,
+        clip_sample_range: float = 1.0,
+        use_clipped_model_output: bool = False,
+        thresholding: bool = False,
+        rescale_betas_zero_snr: bool = False,
+    ):
+        if prediction_type not in PREDICTION_TYPES:
+            raise ValueError(f"unknown prediction_type {prediction_type!r}; use one of {', '.join(PREDICTION_TYPES)}.")
+        if thresholding:
+            raise ValueError("INRDScheduler does not implement dynamic thresholding; pass thresholding=False (clip_sample clips).")
+        if rescale_betas_zero_snr:
+            raise ValueError("rescale_betas_zero_snr makes abar_T = 0, i.e. sigma_T = inf, which INRD cannot start from; pass rescale_betas_zero_snr=False.")
+        if not clip_sample_range > 0:
+            raise ValueError(f"clip_sample_range must be > 0, got {clip_sample_range}.")
+        try:  # the training schedule exactly as diffusers computes it (float32), then float64 from here on
+            abar = diffusers.DDPMScheduler(
+                num_train_timesteps=num_train_timesteps, beta_start=beta_start, beta_end=beta_end,
+                beta_schedule=beta_schedule, trained_betas=trained_betas,
+            ).alphas_cumprod
+        except NotImplementedError:
+            raise ValueError(f"unknown beta_schedule {beta_schedule!r}; use linear, scaled_linear, squaredcos_cap_v2 or sigmoid.") from None
+        self.alphas_cumprod = abar.to(torch.float64)  # alphas_cumprod[k - 1] = abar at paper level k
+        self.sigmas_train = schedules.sigmas_from_alphas_cumprod(self.alphas_cumprod)  # [0, 1] units, eq. (14)
+        self.register_to_config(rho=_rho_for_config(rho))
+        if isinstance(self.config.rho, (str, float)):
+            schedules.relaxation(self.sigmas_train, self.config.rho)  # unknown name / out of [0, 1]: fail now
+        self.init_noise_sigma = 1.0
+        self.num_inference_steps: Optional[int] = None
+        self.timesteps = torch.arange(num_train_timesteps - 1, -1, -1)
+
+    # ------------------------------------------------------------------------------------------------
+
+    def set_timesteps(self, num_inference_steps: int, device: Union[str, torch.device, None] = None) -> None:
+        """Prune the T training levels to ``n = num_inference_steps`` (:func:`inrd.schedules.prune`,
+        diffusers' "trailing" spacing) and compute rho_k, gamma_k on that grid (errors: ValueError)."""
+        T = self.config.num_train_timesteps
+        idx = schedules.prune_indices(T, num_inference_steps)  # a_0 = 0 < a_1 < ... < a_n = T
+        sigmas = schedules.prune(self.sigmas_train, num_inference_steps)  # sigma'_k = sigma_{a_k}
+        rho = self.config.rho
+        rho = torch.tensor([math.nan] + rho[1:], dtype=torch.float64) if isinstance(rho, list) else rho
+        try:
+            rhos = schedules.relaxation(sigmas, rho)
+            gams = schedules.gammas(sigmas, rho)
+        except ValueError as e:
+            raise ValueError(f"INRDScheduler with {num_inference_steps} steps: {e}") from None
+        self.num_inference_steps = int(num_inference_steps)
+        self.level_indices = idx
+        self.rhos = rhos
+        self.gammas = 2.0 * gams  # [-1, 1] units
+        abar = torch.cat([torch.ones(1, dtype=torch.float64), self.alphas_cumprod])  # abar at level a_k
+        self.abar = abar[idx]  # abar[0] = 1: sigma_0 = 0
+        self.timesteps = (idx[1:] - 1).flip(0).to(device)  # network timesteps a_k - 1, k = n..1
+
+    def scale_model_input(self, sample: torch.Tensor, timestep=None) -> torch.Tensor:
+        """The network takes the VP iterate unchanged."""
+        return sample
+
+    def _level(self, timestep) -> int:
+        """Pruned level k (paper t = k) of a network timestep of the current grid."""
+        if self.num_inference_steps is None:
+            raise ValueError("call set_timesteps(n) before step().")
+        t = int(timestep)
+        where = torch.nonzero(self.timesteps.cpu() == t)
+        if where.numel() == 0:
+            raise ValueError(f"timestep {t} is not on the {self.num_inference_steps}-step grid {self.timesteps.tolist()}; use scheduler.timesteps.")
+        return self.num_inference_steps - int(where[0])
+
+    def step(
+        self,
+        model_output: torch.Tensor,
+        timestep: Union[int, torch.Tensor],
+        sample: torch.Tensor,
+        generator: Optional[torch.Generator] = None,
+        return_dict: bool = True,
+    ) -> Union[INRDSchedulerOutput, tuple]:
+        """One INRD step x_t -> x_{t-1} (module docstring, steps 1-4); Z is drawn with ``generator``
+        exactly as ``DDPMScheduler`` draws it, and only where gamma_{t-1} > 0."""
+        k = self._level(timestep)
+        if model_output.shape[1] == 2 * sample.shape[1]:
+            model_output = model_output[:, : sample.shape[1]]  # learned variance: gamma is fixed by rho
+        a, a_prev = float(self.abar[k]), float(self.abar[k - 1])
+        s = math.sqrt((1.0 - a) / a)  # noise level of u in [-1, 1] units
+        rho, gamma = float(self.rhos[k]), float(self.gammas[k - 1])
+
+        u = sample * (1.0 / math.sqrt(a))  # VE iterate U_t
+        if self.config.prediction_type == "epsilon":
+            d = u - s * model_output  # eq. (15)
+        elif self.config.prediction_type == "v_prediction":
+            d = a * u - math.sqrt(1.0 - a) * model_output  # x0 = sqrt(abar) x_t - sqrt(1 - abar) v
+        else:
+            d = model_output
+        if self.config.clip_sample:
+            r = self.config.clip_sample_range
+            d_clip = d.clamp(-r, r)
+            if self.config.use_clipped_model_output:
+                v = torch.lerp(u, d_clip, rho)  # relaxed clipped denoiser
+            else:
+                v = d_clip + (1.0 - rho) * (u - d)  # clipped x0, raw eps direction
+            d = d_clip
+        else:
+            v = torch.lerp(u, d, rho) if rho != 1.0 else d  # (1 - rho) u + rho D(u), eq. (13)
+        if gamma > 0:
+            z = randn_tensor(model_output.shape, generator=generator, device=model_output.device, dtype=model_output.dtype)
+            v = v + gamma * z
+        prev = v * math.sqrt(a_prev)
+        if not return_dict:
+            return prev, d
+        return INRDSchedulerOutput(prev_sample=prev, pred_original_sample=d)
+
+    def add_noise(self, original_samples: torch.Tensor, noise: torch.Tensor, timesteps: torch.IntTensor) -> torch.Tensor:
+        """Forward process ``sqrt(abar_t) x_0 + sqrt(1 - abar_t) noise`` (VP frame), as ``DDPMScheduler``."""
+        abar = self.alphas_cumprod.to(original_samples.device)[timesteps.to(original_samples.device).long()]
+        shape = (-1,) + (1,) * (original_samples.ndim - 1)
+        sa = abar.sqrt().to(original_samples.dtype).reshape(shape)
+        sb = (1.0 - abar).sqrt().to(original_samples.dtype).reshape(shape)
+        return sa * original_samples + sb * noise
+
+    def __len__(self) -> int:
+        return self.config.num_train_timesteps

@@ -1,0 +1,122 @@
+"""Export a training run of inrd-small: float16 weights + JSON sidecar, replaced as a pair.
+
+The weights (``inrd_small.safetensors``) and their sidecar (``inrd_small.json``, which records the
+sha256 of the weights, verified on load) are two files, so no single rename can replace both. The
+order used here keeps every intermediate state loadable:
+
+1. the new weights are written to a temporary file and hashed;
+2. the new sidecar is renamed into place, recording the new ``sha256`` and, as
+   ``previous_sha256``, the hash of the weights file still in place;
+3. the new weights are renamed into place;
+4. the sidecar is rewritten without ``previous_sha256``.
+
+A kill between 2 and 3 leaves the old weights next to a sidecar that names them as
+``previous_sha256`` (a loader that accepts either recorded hash loads them), and
+``inrd train --resume`` re-exports the last checkpoint before it continues, which restores a
+consistent pair. Nothing else is ever half written: each step is an atomic rename.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .denoisers.small import DEFAULT_STEPS, unet_config
+from .io import ensure_writable_dir, versions, write_json
+from .weights import file_sha256
+
+__all__ = ["WEIGHTS_NAME", "T_STEPS", "export", "training_facts", "read_meta", "pair_is_consistent"]
+
+WEIGHTS_NAME = "inrd_small.safetensors"
+T_STEPS = 1000
+
+
+def training_facts(st: dict) -> dict:
+    """What the JSON sidecar records about a run, from a training state."""
+    config, history, heldout, seconds, step = st["config"], st["history"], st["heldout"], st["seconds"], st["step"]
+    tail = [loss for _, loss in history[-5:]]
+    return {
+        "steps": step,
+        **{k: config[k] for k in ("batch", "lr", "seed", "warmup", "ema_decay", "grad_clip")},
+        "lr_schedule": config.get("lr_schedule", "constant"),
+        "init": config.get("init"),
+        "optimizer": "Adam (betas 0.9, 0.999), linear warm-up then constant or cosine-decayed lr, grad-norm clip",
+        "final_train_loss": float(np.mean(tail)) if tail else None,  # mean of the last 5 logged windows
+        "heldout_loss_ema": heldout[-1][1] if heldout else None,
+        "loss_history": history,
+        "heldout_history": heldout,
+        "train_seconds": round(seconds, 1),
+        "iterations_per_second": round(step / seconds, 3) if seconds > 0 else None,
+        "threads": st.get("threads"),
+        "device": st.get("device"),
+        "versions": versions(),
+    }
+
+
+def _sidecar(config: dict, training: dict, tensors: dict, sha: str, source: str) -> dict:
+    return {
+        "format": "inrd-small/1",
+        "description": "DDPM eps-network (diffusers UNet2DModel) on 32x32 grayscale crops of scikit-image textures; see MODEL_CARD.md",
+        "unet": unet_config(config["size"], config["channels"], config["layers_per_block"]),
+        "image": {"channels": 1, "size": config["size"], "network_range": "[-1, 1] (w = 2u - 1, paper eq. 15)"},
+        "schedule": {"name": "ddpm", "T": T_STEPS, "beta_start": 1e-4, "beta_end": 0.02, "prediction": "epsilon"},
+        "data": config["data"],
+        "sampling": {"steps": DEFAULT_STEPS},
+        "training": training,
+        "weights_dtype": "float16",
+        "weights_source": f"EMA of the weights (decay {config['ema_decay']})" if source == "ema" else "last optimizer iterate",
+        "parameters": int(sum(v.numel() for v in tensors.values())),
+        "sha256": sha,
+    }
+
+
+def export(out, ema_state: dict, config: dict, training: dict, source: str = "ema") -> Path:
+    """Write ``inrd_small.safetensors`` (float16 weights, by default the EMA ones) and ``inrd_small.json``
+    (config, data, schedule, training facts, sha256 of the weights) into ``out`` as a pair (module doc)."""
+    from safetensors.torch import save_file
+
+    for name, v in ema_state.items():
+        if v.is_floating_point() and not bool(torch.isfinite(v).all()):
+            raise ValueError(f"refusing to export non-finite weights ({name}); the run diverged, lower --lr.")
+    out = ensure_writable_dir(out)
+    path = out / WEIGHTS_NAME
+    sidecar = path.with_suffix(".json")
+    # names of the diffusers UNet2DModel itself (no wrapper prefix), so the file also loads into a bare UNet2DModel
+    tensors = {k.removeprefix("unet."): v.detach().to("cpu", torch.float16).contiguous() for k, v in ema_state.items()}
+    fd, tmp = tempfile.mkstemp(dir=out, prefix=f".{path.name}.", suffix=".safetensors")
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata={"format": "inrd-small/1"})
+        os.chmod(tmp, 0o644)
+        meta = _sidecar(config, training, tensors, file_sha256(tmp), source)
+        old = file_sha256(path) if path.is_file() else None
+        if old is not None and old != meta["sha256"]:
+            write_json(sidecar, {**meta, "previous_sha256": old})  # 2: either weights file is vouched for
+        else:
+            write_json(sidecar, meta)
+        os.replace(tmp, path)  # 3
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    if old is not None and old != meta["sha256"]:
+        write_json(sidecar, meta)  # 4
+    return path
+
+
+def read_meta(out) -> dict:
+    return json.loads((Path(out) / WEIGHTS_NAME).with_suffix(".json").read_text())
+
+
+def pair_is_consistent(out) -> bool:
+    """Whether ``out`` holds weights whose sha256 is the one their sidecar records."""
+    path = Path(out) / WEIGHTS_NAME
+    try:
+        return path.is_file() and read_meta(out).get("sha256") == file_sha256(path)
+    except (OSError, ValueError):
+        return False
