@@ -71,7 +71,7 @@ def build_schedule(spec: str, steps: Optional[int], sigma_min, sigma_max, denois
     d = getattr(denoiser, "sampling_defaults", None)
     lo, hi = getattr(denoiser, "sigma_range", (0.0, float("inf")))
     strict = d is not None and d.train_sigmas is not None
-    key = spec.replace("_", "-").lower()
+    key = "training" if spec.strip().lower() == "training" else (schedules.schedule_name(spec) or spec)
     if key == "training":
         if d is None or d.train_sigmas is None:
             raise ValueError(f"{type(denoiser).__name__} has no training grid; choose a named schedule or a file of sigmas.")
