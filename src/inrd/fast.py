@@ -35,6 +35,7 @@ from typing import Callable, Literal, Optional, Union
 import torch
 from torch import nn
 
+from .denoisers.base import carry_attributes
 from .denoisers.eps import EpsDenoiser
 from .validate import sigma_vector
 
@@ -66,18 +67,6 @@ def _low_dtype(dtype):
     if key not in LOW_PRECISION:
         raise ValueError(f"fast-path dtype must be 'auto', 'bf16', 'fp16' or None (full precision), got {dtype!r}.")
     return LOW_PRECISION[key]
-
-
-def _copy_attributes(src, dst) -> None:
-    """Carry the adapter attributes (``sigma_range``, ``sampling_defaults``) over to a wrapper."""
-    for key in ("sigma_range", "sampling_defaults"):
-        try:
-            value = getattr(src, key)
-        except AttributeError:
-            continue
-        if isinstance(getattr(type(dst), key, None), property):
-            continue
-        setattr(dst, key, value)
 
 
 def _resolve(dtype, device: torch.device) -> Optional[torch.dtype]:
@@ -231,7 +220,7 @@ class Accelerated(nn.Module):
         super().__init__()
         self.denoiser = denoiser
         self.network = network
-        _copy_attributes(denoiser, self)
+        carry_attributes(denoiser, self)
 
     def forward(self, x: torch.Tensor, sigma) -> torch.Tensor:
         return self.network(x, sigma_vector(sigma, x))
@@ -306,7 +295,7 @@ class Chunked(nn.Module):
         self.denoiser = denoiser
         self.max_batch = None if max_batch is None else int(max_batch)
         self.adaptive = max_batch is None
-        _copy_attributes(denoiser, self)
+        carry_attributes(denoiser, self)
 
     def _pieces(self, x: torch.Tensor, sigma, size: int) -> torch.Tensor:
         B = x.shape[0]

@@ -12,6 +12,8 @@ from typing import Optional
 import torch
 from torch import nn
 
+from .denoisers.base import carry_attributes
+
 __all__ = ["available_memory", "check_device", "check_memory", "match_dtype", "probe_shape"]
 
 
@@ -78,9 +80,7 @@ class _Cast(nn.Module):
     def __init__(self, denoiser: nn.Module, dtype: torch.dtype):
         super().__init__()
         self.denoiser, self.dtype = denoiser, dtype
-        for key in ("sigma_range", "sampling_defaults"):
-            if hasattr(denoiser, key):
-                setattr(self, key, getattr(denoiser, key))
+        carry_attributes(denoiser, self)
 
     def forward(self, x: torch.Tensor, sigma) -> torch.Tensor:
         return self.denoiser(x.to(self.dtype), sigma).to(x.dtype)

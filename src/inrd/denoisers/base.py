@@ -19,7 +19,7 @@ import torch
 
 from .. import schedules
 
-__all__ = ["Denoiser", "SamplingDefaults", "ScheduleName", "defaults_of"]
+__all__ = ["Denoiser", "SamplingDefaults", "ScheduleName", "defaults_of", "carry_attributes"]
 
 #: ``"training"`` is the network's own training grid (``train_sigmas``), pruned with ``schedules.prune``
 ScheduleName = Literal["training", "ddpm", "cosine", "affine", "geometric", "super-geometric", "karras"]
@@ -102,3 +102,15 @@ def defaults_of(denoiser) -> SamplingDefaults:
         f"{type(denoiser).__name__} declares no sampling defaults; give the schedule (sigmas), the relaxation rho "
         f"and the start explicitly (inrd.sample(D, sigmas, rho, shape=..., init=..., init_std=...))."
     )
+
+
+def carry_attributes(src, dst) -> None:
+    """Carry the adapter attributes (``sigma_range``, ``sampling_defaults``) over to a wrapper."""
+    for key in ("sigma_range", "sampling_defaults"):
+        try:
+            value = getattr(src, key)
+        except AttributeError:
+            continue
+        if isinstance(getattr(type(dst), key, None), property):
+            continue
+        setattr(dst, key, value)
