@@ -14,7 +14,10 @@ the paper, one network call per step):
   ``subgrid``: :func:`inrd.gaussian.best_subgrid` of the DDPM levels for the default spectrum of
   ``inrd analyze`` (1/f^2 power law, 64x64, std 0.25), and ``datagrid``: the same search for the
   Gaussian law with the mean and covariance of 32x32 training crops (per relaxation and step count;
-  both cached in ``subgrids.json``);
+  both cached in ``subgrids.json``), and ``power``: the DDPM levels pruned by a power law
+  (:func:`inrd.schedules.prune_indices` with ``--power`` and ``--first``, by default the rule in the
+  shipped JSON's ``sampling`` section, chosen at 20 NFE by ``benchmarks/search_spacing.py`` on other
+  seeds and another reference region);
 * ``clip``: ``none`` (the paper's D) or ``x0`` (diffusers' semantics: the clean estimate clipped to
   [0, 1], the noise direction u - D(u) kept), for a few of them.
 
@@ -26,7 +29,8 @@ of steps is chosen so that the calls do not exceed the budget, and the true coun
 
 Quality (:func:`inrd.experiments.quality.sample_quality`, 32 samples of 32x32 against 32 held-out
 crops): patch-SWD, radial-spectrum distance (and its top-frequency band), pixel W1, pixel std ratio,
-out-of-range fraction; each with its real-vs-real floor over 5 draws. Each (sampler, NFE, seed) result
+out-of-range fraction; each with its real-vs-real floor over 5 draws (crops of the held-out ``floor``
+region), and the same numbers for real crops of the *training* region, the law the network learned. Each (sampler, NFE, seed) result
 is cached as one JSON file under ``--out/runs`` (written atomically), so a killed run resumes where it
 stopped; ``quality_per_nfe.json`` and ``quality_per_nfe.md`` (the table: mean +- sd over seeds) are
 rewritten at the end.
@@ -46,7 +50,7 @@ import torch
 
 from inrd import io, sample
 from inrd import schedules as S
-from inrd.denoisers.small import build
+from inrd.denoisers.small import BUNDLED, build
 from inrd.experiments.quality import real_crops, real_floors, sample_quality
 from inrd.gaussian import Spectrum, best_subgrid
 
@@ -55,6 +59,7 @@ SEEDS = (0, 1, 2)
 INRD = [(rho, grid, "none") for rho in ("canonical", "ind", "ddim") for grid in ("pruned", "karras", "subgrid")] + [
     ("canonical", "datagrid", "none"), ("ddim", "datagrid", "none"),
     ("canonical", "pruned", "x0"), ("canonical", "subgrid", "x0"), ("ddim", "pruned", "x0"), ("ddim", "subgrid", "x0"),
+    ("canonical", "power", "none"), ("ddim", "power", "x0"),
 ]
 DIFFUSERS = {  # name: (scheduler class, options on top of the DDPM config)
     "DDPM": ("DDPMScheduler", {}),
@@ -107,6 +112,8 @@ def inrd_sigmas(grid: str, rho: str, n: int, grids: dict) -> torch.Tensor:
     ddpm = S.ddpm()
     if grid == "pruned":
         return S.prune(ddpm, n)
+    if grid == "power":
+        return S.prune(ddpm, n, grids["power"]["power"], grids["power"]["first"])
     if grid == "karras":
         return S.make("karras", n, sigma_min=float(ddpm[1]), sigma_max=float(ddpm[-1]))
     return ddpm[[0] + grids[f"{grid}/{rho}/{n}"]]
@@ -160,20 +167,23 @@ def best_inrd(results: dict, grids: dict, nfes, tie: float = 0.0006) -> dict:
         swd, _, name = min((x for x in scored if x[0] <= low + tie), key=lambda x: x[1])
         rho, grid, clip = next(c for c in INRD if inrd_name(*c) == name)
         sampling = {"steps": int(n), "rho": rho, "clip": clip}
-        if grid != "pruned":
+        if grid == "power":
+            sampling.update(grids["power"])
+        elif grid != "pruned":
             sampling["subgrid"] = grids[f"{grid}/{rho}/{n}"]
         best[str(n)] = {"sampler": name, "swd": swd, "sampling": sampling}
     return best
 
 
-def table(results: dict, floors: dict, nfes) -> str:
+def table(results: dict, floors: dict, nfes, trained: dict) -> str:
     keys = [("swd", "patch-SWD", 4), ("spectrum", "spectrum distance (RMS log10 power)", 3),
             ("spectrum_high", "top-band log10 power ratio (negative: missing fine detail)", 3),
             ("pixel_w1", "pixel W1", 4), ("std_ratio", "pixel std / data std (raw samples)", 2)]
     lines = []
     for key, label, d in keys:
-        f = floors[key]
-        lines += [f"\n**{label}** (mean +- sd over seeds; real-vs-real floor {f['mean']:.{d}f} +- {f['std']:.{d}f})\n",
+        f, t = floors[key], trained[key]
+        lines += [f"\n**{label}** (mean +- sd over seeds; real-vs-real floor {f['mean']:.{d}f} +- {f['std']:.{d}f}; "
+                  f"real crops of the training region {t['mean']:.{d}f} +- {t['std']:.{d}f})\n",
                   "| sampler | " + " | ".join(f"{n} NFE" for n in nfes) + " |", "|---" * (len(nfes) + 1) + "|"]
         for name, per in results.items():
             if not any(per.values()):
@@ -202,6 +212,9 @@ def main(argv=None) -> int:
     p.add_argument("--only", nargs="+", default=None, help="run only samplers whose name contains one of these texts "
                    "(to split the work over processes); the others are only read from the cache")
     p.add_argument("--threads", type=int, default=1)
+    shipped = json.loads(BUNDLED.with_suffix(".json").read_text())["sampling"]
+    p.add_argument("--power", type=float, default=shipped.get("power", 1.0), help="spacing power of the 'power' grid (default: the shipped rule)")
+    p.add_argument("--first", type=int, default=shipped.get("first"), help="a_1 of the 'power' grid (default: the shipped rule)")
     p.add_argument("--report-only", action="store_true")
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
@@ -213,14 +226,16 @@ def main(argv=None) -> int:
     den.eps_model.unet = counter  # inrd's calls go through the counter too (UNetEps calls self.unet(x, t))
     ref = real_crops("ref", a.samples)
     floors = real_floors(ref, a.samples)
-    grids = subgrids(out, a.nfe)
+    trained = real_floors(ref, a.samples, part="train")
+    grids = {**subgrids(out, a.nfe), "power": {"power": a.power, "first": a.first}}
     names = [inrd_name(*c) for c in INRD] + list(DIFFUSERS)
     results = {}
     for name in names:
         results[name] = {}
         for n in a.nfe:
             for seed in a.seeds:
-                f = out / "runs" / f"{name.replace(' ', '_').replace('=', '-')}_{n}_{seed}_{sha[:12]}.json"
+                rule = f"_p{a.power}_f{a.first}" if " power" in name else ""  # another spacing rule is another sampler
+                f = out / "runs" / f"{name.replace(' ', '_').replace('=', '-')}{rule}_{n}_{seed}_{sha[:12]}.json"
                 if f.is_file():
                     r = json.loads(f.read_text())
                 elif a.report_only or (a.only and not any(o in name for o in a.only)):
@@ -244,10 +259,11 @@ def main(argv=None) -> int:
     for n, b in best.items():
         print(f"best INRD setting at {n} NFE: {b['sampler']} (patch-SWD {b['swd']:.4f}); sampling section {json.dumps(b['sampling'])}")
     report = {"weights_sha256": sha, "best_inrd": best, "samples": a.samples, "nfe": a.nfe, "seeds": a.seeds, "floors": floors,
+              "training_region": trained,
               "subgrids": grids, "results": results, "versions": io.versions()}
     io.write_json(out / "quality_per_nfe.json", report)
-    io.write_text(out / "quality_per_nfe.md", table(results, floors, a.nfe))
-    print(table(results, floors, a.nfe))
+    io.write_text(out / "quality_per_nfe.md", table(results, floors, a.nfe, trained))
+    print(table(results, floors, a.nfe, trained))
     return 0
 
 

@@ -155,76 +155,12 @@ def test_bilevel_and_requested_channels(tmp_path):
         _load(tmp_path, g, size=0)
 
 
-# --------------------------------------------------------------------------- run folders
+# --------------------------------------------------------------------------- output folders
 
 
 def test_ensure_writable_dir_leaves_no_file(tmp_path):
     out = io.ensure_writable_dir(tmp_path / "a" / "b")
     assert out.is_dir() and list(out.iterdir()) == []
-
-
-def test_start_run_refuses_another_runs_folder(tmp_path):
-    out = tmp_path / "P"
-    with io.start_run(out, {"seed": 1, "sigmas": torch.tensor([0.0, 0.5])}) as d:
-        (d / "sample_0.png").write_bytes(b"x")
-    assert json.loads((out / "run.json").read_text())["params"] == {"seed": 1, "sigmas": [0.0, 0.5]}
-    with pytest.raises(ValueError, match=r"holds another run's files \(seed: 1 there, 2 now\)"):
-        with io.start_run(out, {"seed": 2, "sigmas": torch.tensor([0.0, 0.5])}, resume=True):
-            pass
-    with pytest.raises(ValueError, match="already holds the outputs of this run"):
-        with io.start_run(out, {"seed": 1, "sigmas": [0.0, 0.5]}):
-            pass
-    with io.start_run(out, {"seed": 1, "sigmas": [0.0, 0.5]}, resume=True) as d:  # same run: resume
-        assert d == out
-    assert sorted(p.name for p in out.iterdir()) == ["run.json", "sample_0.png"]
-    other = tmp_path / "Q"
-    other.mkdir()
-    (other / "old.png").write_bytes(b"x")
-    with pytest.raises(ValueError, match="not empty and holds no run.json"):
-        with io.start_run(other, {"seed": 1}):
-            pass
-
-
-def test_start_run_is_exclusive(tmp_path):
-    out = tmp_path / "P"
-    with io.start_run(out, {"seed": 1}):
-        with pytest.raises(ValueError, match="another run is writing into"):
-            with io.start_run(out, {"seed": 1}, resume=True):
-                pass
-    with io.start_run(out, {"seed": 1}, resume=True):  # released at the end of the first run
-        pass
-
-
-def test_start_run_lock_is_held_across_processes(tmp_path):
-    import subprocess
-    import sys
-
-    out = tmp_path / "P"
-    code = f"from inrd import io\nwith io.start_run({str(out)!r}, {{'seed': 1}}, resume=True):\n    print('busy', flush=True)\n    input()\n"
-    holder = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "busy"
-        with pytest.raises(ValueError, match="another run is writing into"):
-            with io.start_run(out, {"seed": 1}, resume=True):
-                pass
-    finally:
-        holder.communicate("\n", timeout=60)
-    with io.start_run(out, {"seed": 1}, resume=True):
-        pass
-
-
-def test_failed_run_leaves_no_folder(tmp_path):
-    out = tmp_path / "new" / "P"
-    with pytest.raises(RuntimeError):
-        with io.start_run(out, {"seed": 1}):
-            raise RuntimeError("diverged")
-    assert not out.exists()
-    out.mkdir()
-    with pytest.raises(RuntimeError):
-        with io.start_run(out, {"seed": 1}) as d:
-            (d / "sample_0.png").write_bytes(b"x")
-            raise RuntimeError("diverged after one file")
-    assert sorted(p.name for p in out.iterdir()) == ["run.json", "sample_0.png"]  # kept: names its file
 
 
 def test_ensure_writable_dir_without_creating(tmp_path):

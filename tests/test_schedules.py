@@ -4,6 +4,7 @@ import typing
 import pytest
 import torch
 
+from inrd import relaxations as R
 from inrd import schedules as S
 
 
@@ -83,53 +84,6 @@ def test_prune_divisor_is_the_papers_subgrid():
     assert torch.equal(S.prune(s, 50), s[::20])
 
 
-def test_relaxations():
-    s = S.ddpm()
-    r = S.relaxation(s, "canonical")
-    assert math.isnan(r[0])
-    assert r[1] == 1.0  # sigma_0 = 0
-    betas = torch.linspace(1e-4, 0.02, 1000, dtype=torch.float64)
-    abar = torch.cumprod(1 - betas, 0)
-    # paper eq. (18)-(21): rho_t = beta_t / betabar_t with betabar_t = 1 - abar_t (variance preserving)
-    assert torch.allclose(r[1:], betas / (1 - abar), rtol=1e-10)
-    assert (S.relaxation(s, "ind")[1:] == 1).all()
-    assert torch.allclose(S.relaxation(s, "ddim")[1:], 1 - s[:-1] / s[1:])
-    assert (S.relaxation(s, 0.3)[1:] == 0.3).all()
-    custom = torch.linspace(0, 1, 1001, dtype=torch.float64)
-    assert torch.equal(S.relaxation(s, custom)[1:], custom[1:])
-
-
-def test_gammas_canonical_is_ddpm_posterior_std():
-    s = S.ddpm()
-    g = S.gammas(s, "canonical")
-    betas = torch.linspace(1e-4, 0.02, 1000, dtype=torch.float64)
-    abar = torch.cumprod(1 - betas, 0)
-    # paper eq. (19): gamma_{t-1}^2 = tilde beta_t / abar_{t-1}, here /4 for [0, 1] units, t = 2..T
-    tilde = (1 - abar[:-1]) / (1 - abar[1:]) * betas[1:]
-    assert torch.allclose(g[1:-1] ** 2, tilde / abar[:-1] / 4, rtol=1e-9)
-    assert g[-1] == s[-1]  # start: rho_{T+1} = 1
-    assert g[0] == 0
-    assert torch.equal(S.gammas(s, "ind"), torch.cat([torch.zeros(1, dtype=torch.float64), s[1:]]))
-    assert torch.all(S.gammas(s, "ddim")[1:-1] == 0)  # deterministic: rounding residue is not turned into noise
-
-
-def test_noise_level_is_preserved():
-    # eq. (20): sigma_{t-1}^2 = (1 - rho_t)^2 sigma_t^2 + gamma_{t-1}^2 for any admissible relaxation
-    s = S.geometric(30, 0.01, 10.0)
-    for rho in ("canonical", "ind", "ddim", 0.9):
-        r, g = S.relaxation(s, rho), S.gammas(s, rho)
-        lhs = s[1:-1] ** 2
-        rhs = (1 - r[2:]) ** 2 * s[2:] ** 2 + g[1:-1] ** 2
-        assert torch.allclose(lhs, rhs, rtol=1e-10)
-
-
-def test_gammas_with_start_noise():
-    s = S.geometric(10, 0.01, 1.0)
-    assert S.gammas(s, start_noise=0.6)[-1].item() == pytest.approx(0.8)
-    with pytest.raises(ValueError, match="start noise"):
-        S.gammas(s, start_noise=2.0)
-
-
 @pytest.mark.parametrize(
     "sigmas, match",
     [
@@ -146,23 +100,26 @@ def test_bad_sigmas(sigmas, match):
     with pytest.raises(ValueError, match=match):
         S.check_sigmas(sigmas)
     with pytest.raises(ValueError, match=match):
-        S.gammas(sigmas)
+        R.gammas(sigmas)  # every consumer of a schedule validates it the same way
 
 
-def test_bad_relaxations():
-    s = S.geometric(10, 0.01, 1.0)
-    with pytest.raises(ValueError, match="outside \\[0, 1\\]"):
-        S.relaxation(s, 1.5)
-    with pytest.raises(ValueError, match="outside \\[0, 1\\]"):
-        S.relaxation(s, -0.1)
-    with pytest.raises(ValueError, match="length T\\+1 = 11"):
-        S.relaxation(s, torch.ones(10))
-    with pytest.raises(ValueError, match="unknown relaxation"):
-        S.relaxation(s, "ddpm++")
-    # rho too small: names the first offending t and the smallest admissible rho there
-    ratio = (s[1] / s[2]).item()
-    with pytest.raises(ValueError, match=f"gamma_1\\^2 .* rho_2 = 0.1 .* >= 1 - sigma_1/sigma_2 = {1 - ratio:.6g}"):
-        S.gammas(s, 0.1)
+def test_power_spacing_of_a_pruned_grid():
+    idx = S.prune_indices(1000, 20, power=1.5, first=10)
+    k = torch.arange(1, 21, dtype=torch.float64)
+    # a_k = round(a_1 + (T - a_1) ((k - 1) / (n - 1))^power): no merged neighbours at n = 20, so no bumps
+    assert torch.equal(idx[1:], torch.round(10 + 990 * ((k - 1) / 19) ** 1.5).long())
+    assert idx[0] == 0 and idx[1] == 10 and idx[-1] == 1000
+    assert torch.equal(S.prune_indices(1000, 20, 1.0, None), S.prune_indices(1000, 20))  # trailing, as diffusers
+    assert S.prune_indices(1000, 20, 1.0, 50).tolist() == list(range(0, 1001, 50))
+    # dense end: rounding would merge the first levels; they stay distinct and a_n stays T
+    dense = S.prune_indices(30, 25, power=3.0, first=1)
+    assert (dense.diff() > 0).all() and dense[1] == 1 and dense[-1] == 30
+    assert S.prune_indices(12, 12, power=2.0, first=1).tolist() == list(range(13))
+    assert torch.equal(S.prune(S.ddpm(), 20, 1.5, 10), S.ddpm()[idx])
+    with pytest.raises(ValueError, match="power must be a finite number > 0"):
+        S.prune_indices(1000, 20, power=0.0)
+    with pytest.raises(ValueError, match=r"first must be an integer in 1..T - steps \+ 1 = 1..981"):
+        S.prune_indices(1000, 20, power=2.0, first=990)
 
 
 def test_bad_prune():
@@ -223,17 +180,11 @@ def test_bad_schedule_parameters_are_one_line_errors(build, match):
     assert "\n" not in str(e.value)
 
 
-def test_bad_prune_relaxation_and_start_noise_inputs():
+def test_bad_prune_inputs():
     s = S.geometric(5, 0.01, 1.0)
     with pytest.raises(ValueError, match=r"steps must be an integer in 1..T = 1..5"):
         S.prune(s, float("nan"))
     assert torch.equal(S.prune(s, 2.0), S.prune(s, 2))
-    for rho in (None, True, "0.5x"):
-        with pytest.raises((TypeError, ValueError), match="rho|relaxation"):
-            S.relaxation(s, rho)
-    for start in (float("nan"), -1.0, float("inf")):
-        with pytest.raises(ValueError, match="start_noise .* finite number >= 0"):
-            S.gammas(s, "ind", start_noise=start)
 
 
 def test_schedule_name_normalises_once():

@@ -37,7 +37,7 @@ def test_random_crops_are_seeded_crops_of_the_region():
 
 
 def test_training_decreases_the_loss(tmp_path):
-    r = train(tmp_path, steps=40, checkpoint_every=40, log_every=10, export_weights=False, **TINY)
+    r = train(tmp_path, iters=40, checkpoint_every=40, log_every=10, export_weights=False, **TINY)
     losses = [loss for _, loss in r["loss_history"]]
     # a random UNet starts near loss 1 (predicting 0 gives E|e|^2 = 1). Measured 10-step means
     # 0.65, 0.22, 0.13, 0.12 (seed 0) and held-out EMA loss 0.135: require a 2x decrease and < 0.5
@@ -53,9 +53,9 @@ def test_resume_reproduces_an_uninterrupted_run_exactly(tmp_path):
     """8 steps in one go == 4 steps, stop, resume to 8: identical weights, EMA, Adam state, RNG and losses
     (CPU, one thread). Checkpoints every 3 steps so the resumed run restarts between two of them."""
     opts = dict(checkpoint_every=3, log_every=2, **TINY)
-    train(tmp_path / "a", steps=8, **opts)
-    train(tmp_path / "b", steps=4, **opts)
-    train(tmp_path / "b", steps=8, resume=True, **opts)
+    train(tmp_path / "a", iters=8, **opts)
+    train(tmp_path / "b", iters=4, **opts)
+    train(tmp_path / "b", iters=8, resume=True, **opts)
     a, b = load_state(tmp_path / "a"), load_state(tmp_path / "b")
     assert a["step"] == b["step"] == 8
     fa, fb = _flat(a), _flat(b)
@@ -73,47 +73,47 @@ def test_resume_reproduces_an_uninterrupted_run_exactly(tmp_path):
     mb = json.loads((tmp_path / "b" / "inrd_small.json").read_text())
     assert ma["sha256"] == mb["sha256"]
     # a different seed is a different run
-    train(tmp_path / "c", steps=2, seed=1, **opts)
-    train(tmp_path / "d", steps=2, **opts)
+    train(tmp_path / "c", iters=2, seed=1, **opts)
+    train(tmp_path / "d", iters=2, **opts)
     assert not torch.equal(load_state(tmp_path / "c")["model"]["unet.conv_in.weight"], load_state(tmp_path / "d")["model"]["unet.conv_in.weight"])
 
 
 def test_resume_refuses_changed_options_and_missing_or_existing_state(tmp_path):
     opts = dict(checkpoint_every=2, export_weights=False, **TINY)
     with pytest.raises(ValueError, match="nothing to resume"):
-        train(tmp_path, steps=2, resume=True, **opts)
-    train(tmp_path, steps=2, **opts)
+        train(tmp_path, iters=2, resume=True, **opts)
+    train(tmp_path, iters=2, **opts)
     with pytest.raises(ValueError, match="--resume"):
-        train(tmp_path, steps=4, **opts)  # would overwrite the run
+        train(tmp_path, iters=4, **opts)  # would overwrite the run
     with pytest.raises(ValueError, match="lr was"):
-        train(tmp_path, steps=4, resume=True, **{**opts, "lr": 2e-3})
-    with pytest.raises(ValueError, match="already at step 2"):
-        train(tmp_path, steps=1, resume=True, **opts)
+        train(tmp_path, iters=4, resume=True, **{**opts, "lr": 2e-3})
+    with pytest.raises(ValueError, match="already at iteration 2"):
+        train(tmp_path, iters=1, resume=True, **opts)
     assert not list(tmp_path.glob(".*"))  # atomic writes left no temporary file behind
 
 
 def test_threads_option_does_not_leak(tmp_path):
     before = torch.get_num_threads()
-    train(tmp_path, steps=1, export_weights=False, **{**TINY, "threads": before + 1})
+    train(tmp_path, iters=1, export_weights=False, **{**TINY, "threads": before + 1})
     assert torch.get_num_threads() == before
 
 
 def test_bad_options_are_one_line_errors(tmp_path):
-    with pytest.raises(ValueError, match="steps"):
-        train(tmp_path, steps=0)
+    with pytest.raises(ValueError, match="iters"):
+        train(tmp_path, iters=0)
     with pytest.raises(ValueError, match="size"):
-        train(tmp_path, steps=1, size=18, channels=(16, 32, 32))
+        train(tmp_path, iters=1, size=18, channels=(16, 32, 32))
     with pytest.raises(ValueError, match="lr"):
-        train(tmp_path, steps=1, lr=-1.0)
+        train(tmp_path, iters=1, lr=-1.0)
     with pytest.raises(ValueError, match="no GPU|unknown device"):
-        train(tmp_path, steps=1, device="cuda" if not torch.cuda.is_available() else "nonsense")
+        train(tmp_path, iters=1, device="cuda" if not torch.cuda.is_available() else "nonsense")
 
 
 def test_cli_train_writes_a_loadable_model(tmp_path, capsys):
     out = tmp_path / "run"
-    args = ["train", "--steps", "2", "--batch", "4", "--size", "16", "--channels", "16,32", "--out", str(out), "--quiet", "--threads", "1"]
+    args = ["train", "--iters", "2", "--batch", "4", "--size", "16", "--channels", "16,32", "--out", str(out), "--no-progress", "--threads", "1"]
     assert main(args) == 0
-    assert "trained 2 steps" in capsys.readouterr().out
+    assert "trained 2 iterations" in capsys.readouterr().out
     assert (out / STATE_NAME).is_file() and (out / WEIGHTS_NAME).is_file()
     from inrd.denoisers import load
 
@@ -130,10 +130,10 @@ def test_cli_train_writes_a_loadable_model(tmp_path, capsys):
 
 def test_diverging_run_is_a_one_line_error_and_exports_nothing(tmp_path, capsys):
     # lr 1e6: the first Adam step moves every weight by ~lr, the next forward pass overflows to NaN
-    with pytest.raises(ValueError, match="diverged at step 2 .*nothing was exported"):
-        train(tmp_path / "a", steps=20, checkpoint_every=10, **{**TINY, "lr": 1e6})
+    with pytest.raises(ValueError, match="diverged at iteration 2 .*nothing was exported"):
+        train(tmp_path / "a", iters=20, checkpoint_every=10, **{**TINY, "lr": 1e6})
     assert not (tmp_path / "a").exists()  # no empty run folder left behind
-    args = ["train", "--steps", "5", "--batch", "4", "--size", "16", "--channels", "16,32", "--quiet", "--threads", "1"]
+    args = ["train", "--iters", "5", "--batch", "4", "--size", "16", "--channels", "16,32", "--no-progress", "--threads", "1"]
     assert main(args + ["--lr", "1e6", "--warmup", "1", "--out", str(tmp_path / "b")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("inrd train: error: training diverged") and "\n" not in err
@@ -141,7 +141,7 @@ def test_diverging_run_is_a_one_line_error_and_exports_nothing(tmp_path, capsys)
 
 
 def test_cli_rejects_a_damaged_state_and_a_network_without_attention_heads(tmp_path, capsys):
-    args = ["train", "--steps", "2", "--batch", "4", "--size", "16", "--channels", "16,32", "--quiet", "--threads", "1"]
+    args = ["train", "--iters", "2", "--batch", "4", "--size", "16", "--channels", "16,32", "--no-progress", "--threads", "1"]
     assert main(args + ["--out", str(tmp_path / "r")]) == 0
     state = tmp_path / "r" / STATE_NAME
     state.write_bytes(state.read_bytes()[: state.stat().st_size // 2])  # truncated, as by a full disk
@@ -150,7 +150,7 @@ def test_cli_rejects_a_damaged_state_and_a_network_without_attention_heads(tmp_p
     err = capsys.readouterr().err.strip()
     assert "damaged" in err and STATE_NAME in err and "\n" not in err
     # 16 channels at the attention level = 16 // 32 = 0 heads of size 32
-    assert main(["train", "--channels", "8,16", "--steps", "1", "--out", str(tmp_path / "c")]) == 2
+    assert main(["train", "--channels", "8,16", "--iters", "1", "--out", str(tmp_path / "c")]) == 2
     err = capsys.readouterr().err.strip()
     assert "multiple of 32" in err and "\n" not in err
 
@@ -164,7 +164,7 @@ def test_weights_and_sidecar_are_replaced_as_a_pair(tmp_path, monkeypatch):
 
     out = tmp_path / "run"
     opts = dict(checkpoint_every=2, **TINY)
-    train(out, steps=2, **opts)
+    train(out, iters=2, **opts)
     old_sha = file_sha256(out / WEIGHTS_NAME)
     real_replace = te.os.replace
 
@@ -175,16 +175,16 @@ def test_weights_and_sidecar_are_replaced_as_a_pair(tmp_path, monkeypatch):
 
     monkeypatch.setattr(te.os, "replace", killed)
     with pytest.raises(KeyboardInterrupt):
-        train(out, steps=4, resume=True, **opts)
+        train(out, iters=4, resume=True, **opts)
     monkeypatch.setattr(te.os, "replace", real_replace)
     meta = json.loads((out / "inrd_small.json").read_text())
     assert file_sha256(out / WEIGHTS_NAME) == old_sha == meta["previous_sha256"] != meta["sha256"]
     assert not list(out.glob(".*"))  # the unfinished weights were removed
     # resume repairs the pair first (the state at step 4 was saved before the export) and goes on
-    train(out, steps=6, resume=True, **opts)
+    train(out, iters=6, resume=True, **opts)
     meta = json.loads((out / "inrd_small.json").read_text())
     assert "previous_sha256" not in meta and meta["sha256"] == file_sha256(out / WEIGHTS_NAME)
-    assert meta["training"]["steps"] == 6
+    assert meta["training"]["iters"] == 6
     read_checkpoint(out / WEIGHTS_NAME)  # verified load
 
 
@@ -192,11 +192,11 @@ def test_fine_tuning_starts_from_given_weights_and_cosine_lr_reaches_zero(tmp_pa
     from inrd.train import _lr
 
     opts = dict(checkpoint_every=2, **TINY)
-    train(tmp_path / "base", steps=2, **opts)
+    train(tmp_path / "base", iters=2, **opts)
     base = tmp_path / "base" / WEIGHTS_NAME
-    r = train(tmp_path / "ft", steps=4, init_weights=base, lr_schedule="cosine", **opts)
+    r = train(tmp_path / "ft", iters=4, init_weights=base, lr_schedule="cosine", **opts)
     meta = json.loads(base.with_suffix(".json").read_text())
-    assert r["init"] == {"sha256": meta["sha256"], "steps": 2} and r["lr_schedule"] == "cosine"
+    assert r["init"] == {"sha256": meta["sha256"], "iters": 2} and r["lr_schedule"] == "cosine"
     # Adam moves a weight by at most lr_s (1 - beta1) / sqrt(1 - beta2) = 3.2 lr_s per step s; the 4 steps' lr
     # sum to < 1e-3, so the fine-tuned weights stay within 0.01 of the base ones, unlike a fresh initialisation
     from inrd.denoisers.small import read_checkpoint
@@ -204,7 +204,7 @@ def test_fine_tuning_starts_from_given_weights_and_cosine_lr_reaches_zero(tmp_pa
     base_w, _ = read_checkpoint(base)
     ft = {k.removeprefix("unet."): v for k, v in load_state(tmp_path / "ft")["model"].items()}
     assert max(float((ft[k] - base_w[k]).abs().max()) for k in base_w) < 0.01
-    train(tmp_path / "fresh", steps=1, seed=5, export_weights=False, **opts)
+    train(tmp_path / "fresh", iters=1, seed=5, export_weights=False, **opts)
     fresh = {k.removeprefix("unet."): v for k, v in load_state(tmp_path / "fresh")["model"].items()}
     assert max(float((fresh[k] - base_w[k]).abs().max()) for k in base_w) > 0.1
     cfg = load_state(tmp_path / "ft")["config"]
@@ -214,7 +214,7 @@ def test_fine_tuning_starts_from_given_weights_and_cosine_lr_reaches_zero(tmp_pa
     assert [_lr(cfg, s) for s in range(4)] == pytest.approx(
         [1e-3 * (s + 1) / 5 * (1 + math.cos(math.pi * s / 4)) / 2 for s in range(4)], rel=1e-15
     )
-    with pytest.raises(ValueError, match="decay_steps"):  # a cosine run ends where it was planned to
-        train(tmp_path / "ft", steps=6, resume=True, init_weights=base, lr_schedule="cosine", **opts)
+    with pytest.raises(ValueError, match="decay_iters"):  # a cosine run ends where it was planned to
+        train(tmp_path / "ft", iters=6, resume=True, init_weights=base, lr_schedule="cosine", **opts)
     with pytest.raises(ValueError, match="different network"):
-        train(tmp_path / "x", steps=2, init_weights=base, **{**opts, "channels": (16, 64)})
+        train(tmp_path / "x", iters=2, init_weights=base, **{**opts, "channels": (16, 64)})

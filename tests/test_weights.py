@@ -367,7 +367,7 @@ def test_cli_list_offline(cache, capsys):
 
 def test_cli_fetch_and_verify(server, cache, monkeypatch, capsys):
     entry(monkeypatch, server)
-    assert main(["weights", "fetch", "test-ckpt", "--quiet"]) == 0
+    assert main(["weights", "fetch", "test-ckpt", "--no-progress"]) == 0
     assert str(cache / "test_ckpt.pt") in capsys.readouterr().out
     assert main(["weights", "verify", "test-ckpt"]) == 0
     assert GOOD_SHA in capsys.readouterr().out
@@ -378,7 +378,7 @@ def test_cli_fetch_and_verify(server, cache, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert "inrd weights fetch diffunet-ffhq" in err and err.count("\n") == 1
     assert main(["weights", "fetch", "ffdnet-gray"]) == 2
-    assert main(["weights", "fetch", "test-ckpt", "--url", server + "/other", "--quiet"]) == 0  # valid file kept
+    assert main(["weights", "fetch", "test-ckpt", "--url", server + "/other", "--no-progress"]) == 0  # valid file kept
     (cache / "test_ckpt.pt").unlink()
-    assert main(["weights", "fetch", "test-ckpt", "--url", server + "/other", "--quiet"]) == 2
+    assert main(["weights", "fetch", "test-ckpt", "--url", server + "/other", "--no-progress"]) == 2
     assert "sha256" in capsys.readouterr().err and files(cache) == []

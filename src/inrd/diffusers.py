@@ -18,7 +18,7 @@ sqrt(1 - abar_t) eps`` of images in [-1, 1]. One :meth:`INRDScheduler.step` at p
 Units: the scheduler works in [-1, 1] units, where noise levels are ``s = 2 sigma`` with ``sigma`` the
 [0, 1]-unit levels of :mod:`inrd.schedules` (eq. 14); the relaxation only involves ratios of levels
 and gamma scales with them, so ``rho`` is unit-free and ``gamma^{[-1,1]} = 2 gamma``. The rho and
-gamma values come from :func:`inrd.schedules.relaxation` and :func:`inrd.schedules.gammas` on the
+gamma values come from :func:`inrd.relaxations.relaxation` and :func:`inrd.relaxations.gammas` on the
 grid :func:`inrd.schedules.prune` makes of the model's training levels.
 
 Against diffusers:
@@ -55,7 +55,7 @@ from diffusers.schedulers.scheduling_utils import KarrasDiffusionSchedulers, Sch
 from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
 
-from . import schedules
+from . import relaxations, schedules
 
 __all__ = ["INRDScheduler", "INRDSchedulerOutput"]
 
@@ -135,7 +135,7 @@ class INRDScheduler(SchedulerMixin, ConfigMixin):
         self.sigmas_train = schedules.sigmas_from_alphas_cumprod(self.alphas_cumprod)  # [0, 1] units, eq. (14)
         self.register_to_config(rho=_rho_for_config(rho))
         if isinstance(self.config.rho, (str, float)):
-            schedules.relaxation(self.sigmas_train, self.config.rho)  # unknown name / out of [0, 1]: fail now
+            relaxations.relaxation(self.sigmas_train, self.config.rho)  # unknown name / out of [0, 1]: fail now
         self.init_noise_sigma = 1.0
         self.num_inference_steps: Optional[int] = None
         self.timesteps = torch.arange(num_train_timesteps - 1, -1, -1)
@@ -151,8 +151,8 @@ class INRDScheduler(SchedulerMixin, ConfigMixin):
         rho = self.config.rho
         rho = torch.tensor([math.nan] + rho[1:], dtype=torch.float64) if isinstance(rho, list) else rho
         try:
-            rhos = schedules.relaxation(sigmas, rho)
-            gams = schedules.gammas(sigmas, rho)
+            rhos = relaxations.relaxation(sigmas, rho)
+            gams = relaxations.gammas(sigmas, rho)
         except ValueError as e:
             raise ValueError(f"INRDScheduler with {num_inference_steps} steps: {e}") from None
         self.num_inference_steps = int(num_inference_steps)

@@ -15,7 +15,7 @@ from typing import Optional, Union
 import torch
 import torch.nn.functional as F
 
-from . import denoisers, io
+from . import denoisers, io, runs
 from .diagnostics import StabilityRecorder
 from .fast import speed_up
 from .guards import check_device, check_memory, match_dtype, probe_shape
@@ -62,7 +62,7 @@ def display_scale(size: int, display: int) -> int:
 def generate(cfg: SampleConfig, out_dir) -> dict:
     """Sample ``cfg.batch`` images and write ``grid.png`` (zoomed for display), ``sample_XXX.png`` (native
     resolution, each with a JSON sidecar), ``stability.png`` and, with ``snapshots``, ``trajectory.png``.
-    Returns the grid's sidecar dict. The folder is claimed by :func:`inrd.io.start_run` (a folder holding
+    Returns the grid's sidecar dict. The folder is claimed by :func:`inrd.runs.start_run` (a folder holding
     another run is refused). On divergence no image is written: ``diverged.json`` and ``stability.png``
     record the error, and :class:`SamplingDiverged` is raised."""
     if cfg.dtype not in DTYPES:
@@ -107,7 +107,7 @@ def generate(cfg: SampleConfig, out_dir) -> dict:
         **fast_settings,
         "config": {k: v for k, v in asdict(cfg).items() if k != "progress"},  # what determines the outputs
     }
-    with io.start_run(out_dir, params) as out:
+    with runs.start_run(out_dir, params) as out:
         t0 = time.perf_counter()
         try:
             x = sample(

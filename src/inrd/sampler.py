@@ -19,8 +19,9 @@ from tqdm.auto import tqdm
 
 from .guards import check_device
 from .noise import NoiseSource, PerSampleNoise, sample_seed
-from .schedules import Relaxation, check_sigmas, relaxation
-from .schedules import gammas as _gammas
+from .relaxations import Relaxation, relaxation
+from .relaxations import gammas as _gammas
+from .schedules import check_sigmas
 
 __all__ = ["sample", "inrd_step", "Step", "Clip", "PerSampleNoise", "SamplingDiverged", "sample_seed", "max_deviation"]
 

@@ -1,30 +1,24 @@
-"""Noise schedules, pruning and relaxations for INRD.
+"""Noise schedules (the levels ``sigma_t`` of INRD) and their pruning.
 
 Conventions:
 
 * images live in [0, 1]; a noise level ``sigma`` is the standard deviation of additive Gaussian
   noise in those same units;
 * a schedule is a 1-D float64 tensor ``sigmas`` of length ``T + 1``, ascending, indexed as in the
-  paper: ``sigmas[t] = sigma_t`` for ``t = 0..T``; ``sigmas[0]`` is usually 0;
-* a relaxation is a float64 tensor ``rho`` of length ``T + 1`` with ``rho[t] = rho_t`` for
-  ``t = 1..T``; ``rho[0]`` is unused and set to NaN;
-* ``gammas[t] = gamma_t`` is the std of the noise added before denoising at step ``t``:
-  ``gamma_t^2 = sigma_t^2 - (1 - rho_{t+1})^2 sigma_{t+1}^2`` (paper, Section 2.3), and at the start
-  ``gamma_T^2 = sigma_T^2 - s^2`` where ``s`` is the noise level already carried by ``V_T``
-  (``(1 - rho_{T+1}) sigma_{T+1}`` in the paper; 0 for the usual start ``rho_{T+1} = 1``).
+  paper: ``sigmas[t] = sigma_t`` for ``t = 0..T``; ``sigmas[0]`` is usually 0.
 
-This module imports nothing from the rest of inrd.
+The relaxations ``rho_t`` on a schedule and the noise ``gamma_t`` they leave to add are
+:mod:`inrd.relaxations`. This module imports nothing from the rest of inrd.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Literal, Optional, Union, get_args
+from typing import Literal, Optional, get_args
 
 import numpy as np
 import torch
 
-Relaxation = Union[str, float, torch.Tensor]
 ScheduleName = Literal["ddpm", "cosine", "affine", "geometric", "super-geometric", "karras"]
 
 __all__ = [
@@ -42,16 +36,9 @@ __all__ = [
     "load_sigmas",
     "prune",
     "prune_indices",
-    "relaxation",
-    "step_relaxation",
-    "gammas",
     "check_sigmas",
     "sigmas_from_alphas_cumprod",
 ]
-
-# Slack for gamma^2 < 0 caused only by float64 rounding (e.g. the DDIM-like relaxation, for which
-# gamma_t^2 = 0 exactly in real arithmetic). Relative to sigma_t^2: 64 ulps of float64.
-_GAMMA2_RTOL = 64 * np.finfo(np.float64).eps
 
 
 def _f64(x) -> torch.Tensor:
@@ -290,118 +277,43 @@ def load_sigmas(path) -> torch.Tensor:
         raise ValueError(f"sigma file {path}: {e}") from None
 
 
-def prune_indices(T: int, steps: int) -> torch.Tensor:
+def prune_indices(T: int, steps: int, power: float = 1.0, first: Optional[int] = None) -> torch.Tensor:
     """Indices ``0 = a_0 < a_1 < ... < a_n = T`` of an ``n = steps`` subgrid of ``0..T``.
 
-    ``a_k = round(T - (n - k) T / n)``, the same arithmetic as diffusers' ``timestep_spacing="trailing"``
-    (numpy's round-half-to-even included), so that pruned DDPM coincides with diffusers step for step.
-    When ``n`` divides ``T`` this is the paper's ``sigma'_k = sigma_{a k}`` with ``a = T / n``.
+    By default ``a_k = round(T - (n - k) T / n)``, the same arithmetic as diffusers'
+    ``timestep_spacing="trailing"`` (numpy's round-half-to-even included), so that pruned DDPM coincides
+    with diffusers step for step. When ``n`` divides ``T`` this is the paper's ``sigma'_k = sigma_{a k}``
+    with ``a = T / n``.
+
+    With ``power`` or ``first``: ``a_1 = first`` (default: the trailing ``a_1``), ``a_n = T`` and
+    ``a_k = round(a_1 + (T - a_1) ((k - 1) / (n - 1))^power)`` in between (each at least one above the
+    previous). ``power > 1`` spends more of the steps at low noise, where a pruned grid's big last
+    steps blur fine detail; ``power = 1`` spaces ``a_1..a_n`` evenly.
     """
     ok = not isinstance(steps, bool) and isinstance(steps, (int, np.integer, float)) and math.isfinite(steps)
     if not ok or int(steps) != steps or not 1 <= steps <= T:
         raise ValueError(f"steps must be an integer in 1..T = 1..{T} to prune a grid of {T} levels, got {steps!r}.")
     steps = int(steps)
-    trailing = np.round(np.arange(T, 0, -T / steps)).astype(np.int64)  # [a_n, ..., a_1], as diffusers
-    return torch.from_numpy(np.concatenate([[0], trailing[::-1]]))
+    trailing = np.round(np.arange(T, 0, -T / steps)).astype(np.int64)[::-1]  # [a_1, ..., a_n], as diffusers
+    if power == 1.0 and first is None:
+        return torch.from_numpy(np.concatenate([[0], trailing]))
+    if not (isinstance(power, (int, float)) and 0 < power < math.inf):
+        raise ValueError(f"power must be a finite number > 0 (1: even spacing), got {power!r}.")
+    a1 = int(trailing[0]) if first is None else first
+    if isinstance(a1, bool) or int(a1) != a1 or not 1 <= a1 <= T - steps + 1:
+        raise ValueError(f"first must be an integer in 1..T - steps + 1 = 1..{T - steps + 1}, got {first!r}.")
+    if steps == 1:
+        return torch.tensor([0, T])
+    u = np.arange(steps) / (steps - 1)
+    a = np.round(a1 + (T - a1) * u**power).astype(np.int64)
+    for k in range(1, steps):  # rounding can merge neighbours at the dense end: keep them distinct
+        a[k] = max(a[k], a[k - 1] + 1)
+    for k in range(steps - 2, -1, -1):  # ... without passing T at the top
+        a[k] = min(a[k], a[k + 1] - 1)
+    return torch.from_numpy(np.concatenate([[0], a]))
 
 
-def prune(sigmas, steps: int) -> torch.Tensor:
+def prune(sigmas, steps: int, power: float = 1.0, first: Optional[int] = None) -> torch.Tensor:
     """Subgrid ``sigma'_k = sigmas[a_k]``, ``k = 0..steps`` (see :func:`prune_indices`)."""
     s = check_sigmas(sigmas)
-    return s[prune_indices(s.numel() - 1, steps)]
-
-
-def step_relaxation(sigma_prev, sigma, rho: Union[str, float] = "canonical"):
-    """``rho_t`` of a relaxation defined step by step, from ``sigma_{t-1}`` and ``sigma_t > 0``, elementwise
-    on numbers, numpy arrays or tensors (broadcast): ``"canonical"`` ``1 - sigma_{t-1}^2 / sigma_t^2``
-    (paper eq. 21), ``"ind"`` 1, ``"ddim"`` ``1 - sigma_{t-1} / sigma_t``, a number: itself. No range
-    check: :func:`relaxation` applies it to the consecutive levels of a schedule and checks the result."""
-    q = sigma_prev / sigma
-    if isinstance(rho, str):
-        key = rho.lower()
-        if key == "canonical":
-            return 1.0 - q**2
-        if key == "ind":
-            return q * 0 + 1.0
-        if key == "ddim":
-            return 1.0 - q
-        raise ValueError(f"unknown relaxation {rho!r}; use 'canonical', 'ind', 'ddim', a number in [0, 1] or a tensor.")
-    if isinstance(rho, (int, float, np.floating)) and not isinstance(rho, bool):
-        return q * 0 + float(rho)
-    raise ValueError(f"a relaxation defined step by step is 'canonical', 'ind', 'ddim' or a number, got {type(rho).__name__}.")
-
-
-def relaxation(sigmas, rho: Relaxation = "canonical") -> torch.Tensor:
-    """Relaxation parameters ``rho[t] = rho_t`` (t = 1..T; ``rho[0]`` is NaN, unused).
-
-    * ``"canonical"``: ``rho_t = 1 - sigma_{t-1}^2 / sigma_t^2`` (paper eq. 21): DDPM itself;
-    * ``"ind"``: ``rho_t = 1`` (iterative noising-denoising);
-    * ``"ddim"``: ``rho_t = 1 - sigma_{t-1} / sigma_t``, the smallest admissible rho: gamma = 0, the
-      deterministic DDIM-like scheme;
-    * a float in [0, 1]: constant;
-    * a tensor of length T + 1 (``rho[0]`` ignored).
-    """
-    s = check_sigmas(sigmas)
-    T = s.numel() - 1
-    r = torch.full((T + 1,), float("nan"), dtype=torch.float64)
-    if isinstance(rho, str):
-        r[1:] = step_relaxation(s[:-1], s[1:], rho)
-    elif isinstance(rho, torch.Tensor) and rho.ndim > 0 or isinstance(rho, (list, tuple, np.ndarray)):
-        given = _f64(rho)
-        if given.shape != (T + 1,):
-            raise ValueError(
-                f"rho tensor must have length T+1 = {T + 1} (rho[t] for t = 1..T, rho[0] ignored), got shape {tuple(given.shape)}."
-            )
-        r[1:] = given[1:]
-    else:
-        try:
-            if isinstance(rho, bool):
-                raise TypeError
-            r[1:] = float(rho)
-        except (TypeError, ValueError):
-            raise TypeError(f"rho must be 'canonical', 'ind', 'ddim', a number in [0, 1] or a tensor, got {type(rho).__name__}.") from None
-    bad = ~((r[1:] >= 0) & (r[1:] <= 1))
-    if bad.any():
-        t = int(torch.nonzero(bad)[0]) + 1
-        raise ValueError(f"rho_{t} = {r[t].item():.6g} is outside [0, 1]; a relaxation interpolates Id (0) and the denoiser (1).")
-    return r
-
-
-def gammas(sigmas, rho: Relaxation = "canonical", start_noise: float = 0.0) -> torch.Tensor:
-    """Noise to add before each denoising: ``gamma[t] = gamma_t``, t = 1..T (``gamma[0] = 0``).
-
-    ``gamma_t^2 = sigma_t^2 - (1 - rho_{t+1})^2 sigma_{t+1}^2`` keeps the noise level of
-    ``V_t + gamma_t Z_t`` equal to sigma_t (paper, eq. 20 and Section 2.3); ``gamma_T^2 = sigma_T^2 -
-    start_noise^2`` where ``start_noise`` is the noise level already in ``V_T``. Raises ``ValueError``
-    naming the first t with ``gamma_t^2 < 0`` and the smallest admissible ``rho_{t+1}`` there.
-    """
-    s = check_sigmas(sigmas)
-    r = relaxation(s, rho)
-    if not 0 <= float(start_noise) < math.inf:
-        raise ValueError(f"start_noise (the noise level already in V_T) must be a finite number >= 0, got {start_noise}.")
-    T = s.numel() - 1
-    carried = torch.empty(T + 1, dtype=torch.float64)  # noise level carried by V_t
-    carried[:T] = (1.0 - r[1:]) * s[1:]
-    carried[T] = float(start_noise)
-    g2 = s**2 - carried**2
-    g2[0] = 0.0
-    # rounding slack: rho is rounded to ~eps absolutely, so carried = (1 - rho_{t+1}) sigma_{t+1} is off by
-    # ~eps sigma_{t+1} and carried^2 by ~eps sigma_t sigma_{t+1}, which exceeds eps sigma_t^2 when
-    # sigma_{t+1} >> sigma_t (e.g. "ddim" on affine(20): sigma_2 / sigma_1 = 830).
-    tiny = _GAMMA2_RTOL * s * torch.cat([s[1:], s[-1:]])
-    bad = g2[1:] < -tiny[1:]
-    if bad.any():
-        t = int(torch.nonzero(bad)[0]) + 1
-        if t == T:
-            raise ValueError(
-                f"gamma_T^2 < 0: V_T already carries noise {start_noise:.6g} > sigma_T = {s[T].item():.6g}; "
-                f"lower the start noise or raise sigma_T."
-            )
-        need = 1.0 - (s[t] / s[t + 1]).item()
-        raise ValueError(
-            f"gamma_{t}^2 = {g2[t].item():.3g} < 0: rho_{t + 1} = {r[t + 1].item():.6g} denoises too little; "
-            f"it must be >= 1 - sigma_{t}/sigma_{t + 1} = {need:.6g}."
-        )
-    # gamma_t^2 within the rounding slack is 0 (e.g. "ddim", where it is 0 in real arithmetic); its square
-    # root would otherwise inject noise of ~1e-8 sigma_t into a deterministic scheme.
-    return torch.sqrt(torch.where(g2 <= tiny, torch.zeros_like(g2), g2))
+    return s[prune_indices(s.numel() - 1, steps, power, first)]

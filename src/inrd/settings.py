@@ -13,7 +13,7 @@ from typing import Optional, Union
 
 import torch
 
-from . import io, schedules
+from . import io, relaxations, schedules
 from .denoisers import defaults_of
 
 __all__ = ["SampleSettings", "resolve", "build_schedule", "parse_init", "DTYPES", "MAX_STEPS"]
@@ -46,7 +46,7 @@ class SampleSettings:
             "steps": self.sigmas.numel() - 1,
             "sigmas": self.sigmas.tolist(),
             "rho": self.rho,
-            "rhos": schedules.relaxation(self.sigmas, self.rho).tolist(),
+            "rhos": relaxations.relaxation(self.sigmas, self.rho).tolist(),
             "clip": self.clip,
             "init": self.init_desc,
             "init_std": self.init_std,
@@ -159,5 +159,5 @@ def resolve(denoiser, opts, batch: int) -> SampleSettings:
         init, init_std, desc = parse_init(d.init, shape, opts.device, dtype, d.init_std)
     else:
         init, init_std, desc = parse_init(opts.init, shape, opts.device, dtype)
-    schedules.gammas(sigmas, rho)  # gamma^2 < 0 and a bad rho fail here, before anything is loaded or written
+    relaxations.gammas(sigmas, rho)  # gamma^2 < 0 and a bad rho fail here, before anything is loaded or written
     return SampleSettings(schedule, sigmas, rho, shape, init, init_std, desc, clip)

@@ -18,10 +18,10 @@ the metric's noise floor. Training crops come from the left 192 columns only (``
 Reproducibility: the network initialisation uses ``seed``; crops, timesteps and noise each have their
 own ``torch.Generator`` seeded from ``seed``, so a run is a deterministic function of its options
 (on CPU with a fixed thread count). The training state (weights, EMA weights, Adam state, step, the
-three generator states, loss history) is written atomically every ``checkpoint_every`` steps;
+three generator states, loss history) is written atomically every ``checkpoint_every`` iterations;
 ``resume=True`` continues from it, bit for bit as if the run had not stopped. The learning rate is
-constant after a linear warm-up (``steps`` can then be raised when resuming) or cosine-decayed to 0 at
-``steps`` (then fixed for the run). ``init_weights`` starts network and EMA from an exported checkpoint
+constant after a linear warm-up (``iters`` can then be raised when resuming) or cosine-decayed to 0 at
+``iters`` (then fixed for the run). ``init_weights`` starts network and EMA from an exported checkpoint
 with a fresh Adam (fine-tuning; the checkpoint's sha256 is part of the run). The exported weights and
 their JSON sidecar are replaced as a pair (:mod:`inrd.train_export`); a non-finite loss stops the run
 with a ``ValueError`` before anything non-finite is exported.
@@ -65,8 +65,8 @@ STATE_NAME = "train_state.pt"
 
 # The options that define a run; resuming with a different value would silently change the run.
 _RUN_KEYS = ("size", "batch", "lr", "seed", "channels", "layers_per_block", "warmup", "ema_decay", "grad_clip", "data",
-             "lr_schedule", "decay_steps", "init")
-_RUN_DEFAULTS = {"lr_schedule": "constant", "decay_steps": None, "init": None}  # states saved before these options
+             "lr_schedule", "decay_iters", "init")
+_RUN_DEFAULTS = {"lr_schedule": "constant", "decay_iters": None, "init": None}  # states saved before these options
 
 
 def texture_images() -> torch.Tensor:
@@ -147,7 +147,7 @@ def export_run(out, source: str = "ema") -> Path:
     return export(out, st[source], st["config"], training_facts(st), source=source)
 
 
-def _config(size, batch, lr, seed, channels, layers_per_block, warmup, ema_decay, grad_clip, lr_schedule, steps, init) -> dict:
+def _config(size, batch, lr, seed, channels, layers_per_block, warmup, ema_decay, grad_clip, lr_schedule, iters, init) -> dict:
     if lr_schedule not in ("constant", "cosine"):
         raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {lr_schedule!r}.")
     for name, v in (("batch", batch), ("size", size)):
@@ -171,8 +171,8 @@ def _config(size, batch, lr, seed, channels, layers_per_block, warmup, ema_decay
         "ema_decay": float(ema_decay),
         "grad_clip": float(grad_clip),
         "lr_schedule": lr_schedule,
-        # a cosine decay ends at the last step, so that step count is part of the run
-        "decay_steps": int(steps) if lr_schedule == "cosine" else None,
+        # a cosine decay ends at the last iteration, so that count is part of the run
+        "decay_iters": int(iters) if lr_schedule == "cosine" else None,
         "init": init,
         "data": {
             "source": "scikit-image data",
@@ -201,7 +201,7 @@ def _restoring_threads(fn):
 @_restoring_threads
 def train(
     out,
-    steps: int = 4000,
+    iters: int = 4000,
     batch: int = 32,
     lr: float = 5e-4,
     size: int = 32,
@@ -221,20 +221,20 @@ def train(
     progress: bool = True,
     export_weights: bool = True,
 ) -> dict:
-    """Train (or resume training) to ``steps`` optimizer steps; return a summary dict.
+    """Train (or resume training) to ``iters`` optimizer iterations; return a summary dict.
 
     Writes into ``out``: ``train_state.pt`` (everything needed to resume) every ``checkpoint_every``
-    steps and at the end, and, when ``export_weights``, the EMA weights as ``inrd_small.safetensors``
+    iterations and at the end, and, when ``export_weights``, the EMA weights as ``inrd_small.safetensors``
     + ``inrd_small.json`` (loadable with ``inrd.denoisers.load("inrd-small", weights=...)``).
 
-    ``lr_schedule``: ``"constant"`` after the linear warm-up, or ``"cosine"``: ``lr * (1 + cos(pi s / steps)) / 2``
-    at step ``s``, reaching 0 at ``steps``. ``init_weights``: an inrd-small ``.safetensors`` file (with its
+    ``lr_schedule``: ``"constant"`` after the linear warm-up, or ``"cosine"``: ``lr * (1 + cos(pi s / iters)) / 2``
+    at iteration ``s``, reaching 0 at ``iters``. ``init_weights``: an inrd-small ``.safetensors`` file (with its
     sidecar) whose weights start both the network and its EMA (fine-tuning); Adam starts fresh. Its
     sha256 is part of the run, so a fine-tune is reproduced from the same file.
     Raises ``ValueError`` (one line) when the loss or the weights become non-finite; nothing is exported then.
     """
-    if int(steps) != steps or steps < 1:
-        raise ValueError(f"steps must be a positive integer, got {steps!r}.")
+    if int(iters) != iters or iters < 1:
+        raise ValueError(f"iters must be a positive integer, got {iters!r}.")
     if threads is not None:
         if int(threads) != threads or threads < 1:
             raise ValueError(f"threads must be a positive integer, got {threads!r}.")
@@ -250,8 +250,9 @@ def train(
         init_state, meta = read_checkpoint(init_weights)
         if meta["unet"] != unet_config(size, channels, layers_per_block):
             raise ValueError(f"--init-weights {init_weights} is a different network ({meta['unet']['block_out_channels']}); use matching --channels/--size.")
-        init = {"sha256": meta["sha256"], "steps": meta.get("training", {}).get("steps")}
-    config = _config(size, batch, lr, seed, channels, layers_per_block, warmup, ema_decay, grad_clip, lr_schedule, steps, init)
+        trained = meta.get("training", {})
+        init = {"sha256": meta["sha256"], "iters": trained.get("iters", trained.get("steps"))}  # "steps" in older sidecars
+    config = _config(size, batch, lr, seed, channels, layers_per_block, warmup, ema_decay, grad_clip, lr_schedule, iters, init)
     created = not Path(out).exists()
     out = ensure_writable_dir(out)
     state_path = out / STATE_NAME
@@ -283,8 +284,8 @@ def train(
             g.set_state(st["rng"][name])
         step, history, seconds, heldout = st["step"], st["history"], st["seconds"], st["heldout"]
         window = st["window"]
-        if step > steps:
-            raise ValueError(f"the saved run is already at step {step} > --steps {steps}; give --steps >= {step}.")
+        if step > iters:
+            raise ValueError(f"the saved run is already at iteration {step} > --iters {iters}; give --iters >= {step}.")
     elif state_path.exists():
         raise ValueError(f"{state_path} exists: pass --resume to continue that run, or choose another --out.")
 
@@ -321,9 +322,9 @@ def train(
     if resume and export_weights and not pair_is_consistent(out):
         export(out, ema, config, training_facts(payload()))  # repair an export interrupted between its two renames
     net.train()
-    bar = tqdm(total=steps, initial=step, desc="train", unit="step", disable=not progress, mininterval=5.0)
+    bar = tqdm(total=iters, initial=step, desc="train", unit="iter", disable=not progress, mininterval=5.0)
     t_last = time.perf_counter()
-    while step < steps:
+    while step < iters:
         x0 = random_crops(images, config["batch"], size, gens["crop"]) * 2 - 1  # [-1, 1]
         k = torch.randint(0, T_STEPS, (config["batch"],), generator=gens["t"])
         e = torch.randn(x0.shape, generator=gens["noise"])
@@ -334,10 +335,10 @@ def train(
         if config["grad_clip"] > 0:
             torch.nn.utils.clip_grad_norm_(net.parameters(), config["grad_clip"])
         if not math.isfinite(loss.item()):  # non-finite weights give a non-finite loss at the next step
-            kept = f"the checkpoint of step {heldout[-1][0]} is kept" if heldout else "nothing was exported"
+            kept = f"the checkpoint of iteration {heldout[-1][0]} is kept" if heldout else "nothing was exported"
             if created and not any(out.iterdir()):
                 out.rmdir()  # a failed run leaves no empty folder behind
-            raise ValueError(f"training diverged at step {step + 1} (loss {loss.item()}); {kept}; lower --lr.")
+            raise ValueError(f"training diverged at iteration {step + 1} (loss {loss.item()}); {kept}; lower --lr.")
         for group in opt.param_groups:
             group["lr"] = _lr(config, step)
         opt.step()
@@ -352,18 +353,18 @@ def train(
         step += 1
         window.append(loss.item())
         bar.update(1)
-        if step % log_every == 0 or step == steps:
+        if step % log_every == 0 or step == iters:
             history.append([step, float(np.mean(window))])
             bar.set_postfix(loss=f"{history[-1][1]:.4f}")
             window = []
         now = time.perf_counter()
         seconds += now - t_last
         t_last = now
-        if step % checkpoint_every == 0 or step == steps:
+        if step % checkpoint_every == 0 or step == iters:
             checkpoint()
             if progress:
                 bar.write(
-                    f"step {step}: train loss {history[-1][1]:.4f}, held-out loss (EMA) {heldout[-1][1]:.4f}, "
+                    f"iteration {step}: train loss {history[-1][1]:.4f}, held-out loss (EMA) {heldout[-1][1]:.4f}, "
                     f"{step / max(seconds, 1e-9):.2f} it/s"
                 )
             t_last = time.perf_counter()  # checkpoint time is not training time
@@ -374,10 +375,10 @@ def train(
 
 
 def _lr(config: dict, step: int) -> float:
-    """Learning rate of optimizer step ``step`` (0-based): linear warm-up, then constant or cosine to 0."""
+    """Learning rate of optimizer iteration ``step`` (0-based): linear warm-up, then constant or cosine to 0."""
     lr = config["lr"] * min(1.0, (step + 1) / max(1, config["warmup"]))
     if config.get("lr_schedule", "constant") == "cosine":
-        lr *= 0.5 * (1 + math.cos(math.pi * min(step, config["decay_steps"]) / config["decay_steps"]))
+        lr *= 0.5 * (1 + math.cos(math.pi * min(step, config["decay_iters"]) / config["decay_iters"]))
     return lr
 
 
@@ -385,8 +386,11 @@ def load_state(out) -> dict:
     """The saved training state of a run folder (weights_only load); a damaged file is a one-line error."""
     path = Path(out) / STATE_NAME
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        st = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise ValueError(f"no training state {path}; run `inrd train` without --resume first.") from None
     except Exception as e:  # truncated / not a torch file: pickle, zip and unpickler errors all mean "damaged"
         raise ValueError(f"cannot read the training state {path} ({type(e).__name__}); it is damaged: delete it and retrain.") from None
+    if "decay_steps" in st["config"]:  # the name of decay_iters in states written before it was renamed
+        st["config"]["decay_iters"] = st["config"].pop("decay_steps")
+    return st

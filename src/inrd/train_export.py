@@ -41,7 +41,7 @@ def training_facts(st: dict) -> dict:
     config, history, heldout, seconds, step = st["config"], st["history"], st["heldout"], st["seconds"], st["step"]
     tail = [loss for _, loss in history[-5:]]
     return {
-        "steps": step,
+        "iters": step,
         **{k: config[k] for k in ("batch", "lr", "seed", "warmup", "ema_decay", "grad_clip")},
         "lr_schedule": config.get("lr_schedule", "constant"),
         "init": config.get("init"),

@@ -16,6 +16,7 @@ def test_cli_deblur(tmp_path, capsys):
     assert len(log["psnr"]) == len(log["residual"]) == 5
     assert log["psnr_restored"] == pytest.approx(log["psnr"][-1])
     assert log["sigma_denoiser"] == pytest.approx(0.02) and log["params"]["stepsize"] == pytest.approx(NU**2)
+    assert log["noise_level"] == log["params"]["noise_level"] == NU  # one name for nu, in the CLI and the library
     assert "torch" in log["versions"] and log["verdict"] in ("converged", "stalled", "diverging")
     assert "->" in capsys.readouterr().out
     # user errors: one line, exit code 2, nothing written

@@ -36,11 +36,11 @@ def test_restore_deblur_writes_a_complete_run(files, tmp_path, capsys):
     d, x, y = files
     out = tmp_path / "run"
     args = ["restore", "--task", "deblur", "--observed", str(d / "blurred.png"), "--kernel", "gaussian:1.0",
-            "--noise", "0.01", "--truth", str(d / "truth.png"), "--algorithm", "hqs", "--iters", "8", "--out", str(out)]
+            "--noise-level", "0.01", "--truth", str(d / "truth.png"), "--algorithm", "hqs", "--iters", "8", "--out", str(out)]
     assert main(args) == 0
     assert sorted(p.name for p in out.iterdir()) == ["curves.png", "observed.png", "restore.json", "restored.png"]
     log = json.loads((out / "restore.json").read_text())
-    assert log["algorithm"] == "hqs" and log["noise"] == 0.01 and log["noise_method"] == "given"
+    assert log["algorithm"] == "hqs" and log["noise_level"] == 0.01 and log["noise_level_method"] == "given"
     assert len(log["psnr"]) == len(log["residual"]) == len(log["sigma"]) == 8 and "torch" in log["versions"]
     # the PNG holds the 8-bit rounding of the result: its PSNR is the logged one to ~0.05 dB
     restored = io.load_image(str(out / "restored.png"))
@@ -62,20 +62,20 @@ def test_restore_sampling_16bit_and_auto_noise(files, tmp_path):
     assert main(args) == 0
     log = json.loads((out / "restore.json").read_text())
     assert {"samples.png", "std.png", "restored.png"} <= {p.name for p in out.iterdir()}
-    assert log["noise_method"] == R.NOISE_ESTIMATOR
+    assert log["noise_level_method"] == R.NOISE_ESTIMATOR
     # 576 Haar blocks: the median's standard error is ~5 %, 3 of them 15 % (measured 0.01009)
-    assert log["noise"] == pytest.approx(NU, rel=0.15)
+    assert log["noise_level"] == pytest.approx(NU, rel=0.15)
     assert log["params"]["samples"] == 2 and log["std_png_scale"] > 0 and log["observed_shape"] == [1, 1, 48, 48]
 
 
 def test_restore_inpaint_and_super_resolution(files, tmp_path):
     d, x, _ = files
     assert main(["restore", "--task", "inpaint", "--observed", str(d / "masked.png"), "--mask", str(d / "mask.png"),
-                 "--noise", "0.01", "--truth", str(d / "truth.png"), "--iters", "8", "--out", str(tmp_path / "i")]) == 0
+                 "--noise-level", "0.01", "--truth", str(d / "truth.png"), "--iters", "8", "--out", str(tmp_path / "i")]) == 0
     log = json.loads((tmp_path / "i" / "restore.json").read_text())
     assert log["psnr_restored"] > 31.0 and log["operator"].startswith("Inpainting(48x48")  # measured 32.80 dB
     assert main(["restore", "--task", "super-resolution", "--observed", str(d / "small.png"), "--factor", "2",
-                 "--noise", "0.01", "--truth", str(d / "truth.png"), "--iters", "8", "--out", str(tmp_path / "s")]) == 0
+                 "--noise-level", "0.01", "--truth", str(d / "truth.png"), "--iters", "8", "--out", str(tmp_path / "s")]) == 0
     log = json.loads((tmp_path / "s" / "restore.json").read_text())
     assert log["psnr_restored"] > 28.0 and log["kernel"] == "gaussian:1"  # measured 29.34 dB; default kernel gaussian:F/2
 
@@ -85,10 +85,10 @@ def test_restore_inpaint_and_super_resolution(files, tmp_path):
     (["--task", "deblur", "--kernel", "gaussian:1e6"], "larger than the 48x48 image"),
     (["--task", "deblur", "--kernel", "K"], "sums to 2, not 1"),
     (["--task", "deblur"], "needs --kernel"),
-    (["--task", "deblur", "--kernel", "gaussian:1", "--noise", "0"], "--noise must be finite and > 0"),
-    (["--task", "deblur", "--kernel", "gaussian:1", "--noise", "-0.01"], "--noise must be finite and > 0"),
-    (["--task", "deblur", "--kernel", "gaussian:1", "--noise", "nan"], "--noise must be finite and > 0"),
-    (["--task", "deblur", "--kernel", "gaussian:1", "--noise", "abc"], "--noise must be a number"),
+    (["--task", "deblur", "--kernel", "gaussian:1", "--noise-level", "0"], "--noise-level must be finite and > 0"),
+    (["--task", "deblur", "--kernel", "gaussian:1", "--noise-level", "-0.01"], "--noise-level must be finite and > 0"),
+    (["--task", "deblur", "--kernel", "gaussian:1", "--noise-level", "nan"], "--noise-level must be finite and > 0"),
+    (["--task", "deblur", "--kernel", "gaussian:1", "--noise-level", "abc"], "--noise-level must be a number"),
     (["--task", "inpaint", "--mask", "SMALLMASK"], "mask is 24x24 but the observation is 48x48"),
     (["--task", "inpaint"], "needs --mask"),
     (["--task", "denoise", "--kernel", "gaussian:1"], "--kernel does not apply"),
@@ -110,7 +110,7 @@ def test_restore_bad_input_is_one_line_and_writes_nothing(files, tmp_path, capsy
 def test_normalize_kernel_on_request(files, tmp_path):
     d, _, _ = files
     assert main(["restore", "--task", "deblur", "--observed", str(d / "blurred.png"), "--kernel",
-                 str(d / "k_unnormalised.npy"), "--normalize-kernel", "--noise", "0.01", "--iters", "2",
+                 str(d / "k_unnormalised.npy"), "--normalize-kernel", "--noise-level", "0.01", "--iters", "2",
                  "--out", str(tmp_path / "n")]) == 0
     assert "sum 1)" in json.loads((tmp_path / "n" / "restore.json").read_text())["operator"]
 
@@ -119,6 +119,6 @@ def test_non_finite_observation(tmp_path, capsys):
     a = np.full((16, 16), 0.5, np.float32)
     a[3, 3] = np.nan
     Image.fromarray(a, mode="F").save(tmp_path / "nan.tif")
-    assert main(["restore", "--task", "denoise", "--observed", str(tmp_path / "nan.tif"), "--noise", "0.1",
+    assert main(["restore", "--task", "denoise", "--observed", str(tmp_path / "nan.tif"), "--noise-level", "0.1",
                  "--out", str(tmp_path / "o")]) == 2
     assert "NaN" in capsys.readouterr().err and not (tmp_path / "o").exists()

@@ -109,3 +109,22 @@ def test_chunk_is_exact_and_fast_path_is_close(tmp_path):
     b = np.asarray(Image.open(tmp_path / "fast/grid.png")).astype(float)
     # bf16 network (8-bit mantissa) over 8 FFDNet steps: measured mean |diff| 0.9 grey levels of 255 (max 6)
     assert np.abs(a - b).mean() < 6
+
+
+def test_every_command_has_the_same_progress_flag():
+    """``--progress`` / ``--no-progress`` (``argparse.BooleanOptionalAction``), shown by default, one help text."""
+    import argparse
+
+    from inrd.cli import build_parser
+
+    def flag(parser, *names):
+        for name in names:
+            parser = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[name]
+        return next(a for a in parser._actions if a.dest == "progress")
+
+    parser = build_parser()
+    flags = [flag(parser, *names) for names in (("sample",), ("sample-many",), ("weights", "fetch"), ("train",))]
+    assert all(isinstance(f, argparse.BooleanOptionalAction) and f.default is True for f in flags)
+    assert len({f.help for f in flags}) == 1
+    assert parser.parse_args(["sample", "--no-progress"]).progress is False
+    assert parser.parse_args(["weights", "fetch", "x"]).progress is True

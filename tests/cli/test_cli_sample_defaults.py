@@ -41,13 +41,14 @@ def test_inrd_small_defaults_to_its_recorded_setting_on_its_training_grid(tmp_pa
     d = D.sampling_defaults
     assert d.rho == recorded["rho"] and d.schedule == "training" and d.clip == recorded.get("clip", "none")
     grid = schedules.ddpm()
-    expected = grid[[0, *recorded["subgrid"]]] if recorded.get("subgrid") else schedules.prune(grid, recorded["steps"])
+    power, first = recorded.get("power", 1.0), recorded.get("first")  # the spacing rule of any other step count
+    expected = grid[[0, *recorded["subgrid"]]] if recorded.get("subgrid") else schedules.prune(grid, recorded["steps"], power, first)
     assert torch.equal(d.sigmas(), expected)
     side = _sidecar(tmp_path)
     assert side["denoiser"] == "inrd-small" and side["rho"] == recorded["rho"] and side["clip"] == d.clip
     assert side["sigmas"] == expected.tolist()
-    side = _sidecar(tmp_path / "five", "--steps", "5")  # another step count: the training grid pruned
-    assert side["sigmas"] == schedules.prune(grid, 5).tolist()
+    side = _sidecar(tmp_path / "five", "--steps", "5")  # another step count: the training grid pruned by the same rule
+    assert side["sigmas"] == schedules.prune(grid, 5, power, first).tolist()
 
 
 @pytest.mark.parametrize("beta_schedule", ["linear", "squaredcos_cap_v2"])

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from inrd import io
+from inrd import runs
 from inrd.cli import main
 
 
@@ -27,6 +27,9 @@ def test_sample_many_writes_indexed_pngs_equal_to_inrd_sample(tmp_path):
                  "--no-progress", "--out", str(tmp_path / "one")]) == 0
     for i in range(2):
         assert (tmp_path / f"many/sample_{i:06d}.png").read_bytes() == (tmp_path / f"one/sample_{i:03d}.png").read_bytes()
+    # one meaning of shape: (B, C, H, W) of one sampler call, as `inrd sample` records it
+    one = json.loads((tmp_path / "one/grid.json").read_text())
+    assert side["shape"] == run["shape"] == one["shape"] and side["shape"][0] == side["batch"] == 2
 
 
 def test_sample_many_skip_existing_resumes(tmp_path):
@@ -81,9 +84,9 @@ def test_used_out_without_resume_and_foreign_folders_are_refused(tmp_path, capsy
 
 def test_two_runs_on_one_folder_do_not_interleave(tmp_path, capsys):
     """A second run started while the first holds the folder fails at once (the lock; that it holds across
-    processes is tested in tests/test_io.py), whatever its seed, and leaves the first run's files alone."""
+    processes is tested in tests/test_runs.py), whatever its seed, and leaves the first run's files alone."""
     out = tmp_path / "many"
-    with io.start_run(out, {"held": True}):
+    with runs.start_run(out, {"held": True}):
         assert main(_many(out, "--seed", "9")) == 2
         assert "another run is writing into" in capsys.readouterr().err
         assert sorted(p.name for p in out.iterdir()) == ["run.json"]  # only the first run's manifest

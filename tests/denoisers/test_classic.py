@@ -63,7 +63,7 @@ def test_tv_solves_the_same_problem_as_deepinv(tv_problem):
     at 40000 iterations, deepinv at 5000 within 2e-6 of it; our duality gap certifies RMSE <= 4e-5.
     Tolerance on the max difference: 1e-5."""
     y, ref = tv_problem
-    v, info = tv_denoise(y, 0.1, max_iter=5000, tol=1e-8)
+    v, info = tv_denoise(y, 0.1, iters=5000, tol=1e-8)
     assert info.rmse_bound.item() < 1e-4
     assert (v - ref).abs().max() < 1e-5
     # the duality gap bounds the excess objective: P(v) - P(ref) <= P(v) - min P <= gap
@@ -87,7 +87,7 @@ def test_default_settings_meet_their_certificate(tv_problem):
 
 def test_tv_is_stateless():
     """deepinv's TVDenoiser warm-starts from the previous call; ours must not: A, B, A gives the same A."""
-    D = TVDenoiser(max_iter=40)  # few iterations: a warm start would show
+    D = TVDenoiser(iters=40)  # few iterations: a warm start would show
     a = noisy(crop("coffee", 24, 100, 100), 0.1, seed=1)
     b = noisy(crop("chelsea", 24, 100, 100), 0.1, seed=2)
     first = D(a, 0.1)
@@ -140,8 +140,8 @@ def test_tv_bad_inputs():
         TVDenoiser()(torch.rand(1, 1, 8, 8), -1.0)
     with pytest.raises(ValueError, match="c sigma"):
         TVDenoiser(c=-1)
-    with pytest.raises(ValueError, match="max_iter"):
-        TVDenoiser(max_iter=0)
+    with pytest.raises(ValueError, match="iters"):
+        TVDenoiser(iters=0)
     with pytest.raises(ValueError, match="unknown TV option"):
         denoisers.load("tv", lam=3)
     with pytest.raises(ValueError, match="no weights"):
@@ -149,8 +149,8 @@ def test_tv_bad_inputs():
 
 
 def test_tv_registry():
-    D = denoisers.load("tv", c=0.5, max_iter=50)
-    assert isinstance(D, TVDenoiser) and D.c == 0.5 and D.max_iter == 50
+    D = denoisers.load("tv", c=0.5, iters=50)
+    assert isinstance(D, TVDenoiser) and D.c == 0.5 and D.iters == 50
     assert D.sigma_range[0] == 0 and D.sigma_range[1] == math.inf
 
 

@@ -15,6 +15,7 @@ import torch
 
 import inrd
 from inrd import gaussian as G
+from inrd import relaxations as R
 from inrd import schedules as S
 
 
@@ -72,8 +73,8 @@ def _brute_force_law(sigmas, rho, mean, cov, init, init_std, start_noise=0.0):
     """Law of V_0 by propagating the full pixel covariance: V_{t-1} - m = M_t (V_t - m + gamma_t Z_t),
     M_t = (1 - rho_t) I + rho_t C (C + sigma_t^2 I)^{-1}. No eigendecomposition involved."""
     s = S.check_sigmas(sigmas).numpy()
-    r = S.relaxation(sigmas, rho).numpy()
-    g = S.gammas(sigmas, rho, start_noise).numpy()
+    r = R.relaxation(sigmas, rho).numpy()
+    g = R.gammas(sigmas, rho, start_noise).numpy()
     d = cov.shape[0]
     e = init - mean
     K = init_std**2 * np.eye(d)
@@ -266,7 +267,7 @@ def test_bad_inputs_raise_clear_value_errors():
 
 def test_ddim_on_affine_schedules_is_admissible():
     """Regression: "ddim" on affine(20) (sigma_2 / sigma_1 = 830) left gamma_1^2 = -2e-18 from rounding in
-    rho_2, which schedules.gammas used to reject; the analysis runs every schedule with every relaxation."""
+    rho_2, which relaxations.gammas used to reject; the analysis runs every schedule with every relaxation."""
     for n in (5, 20, 1000):
-        g = S.gammas(S.affine(n), "ddim")
+        g = R.gammas(S.affine(n), "ddim")
         assert torch.all(g[1:-1] == 0) and g[-1] == S.affine(n)[-1]

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from inrd import gaussian as G
+from inrd import relaxations as R
 from inrd import schedules as S
 
 
@@ -32,13 +33,13 @@ def test_best_subgrid_beats_uniform_pruning(rho):
 
 @pytest.mark.parametrize("rho", ["canonical", "ddim", "ind", 0.7])
 def test_subgrid_search_scores_candidates_with_the_samplers_rho(rho):
-    """The search scores each candidate sigma_k with schedules.step_relaxation on arbitrary (sigma_{t-1},
-    sigma_t) pairs; on consecutive levels that is schedules.relaxation, what inrd.sample uses, bit for bit."""
+    """The search scores each candidate sigma_k with relaxations.step_relaxation on arbitrary (sigma_{t-1},
+    sigma_t) pairs; on consecutive levels that is relaxations.relaxation, what inrd.sample uses, bit for bit."""
     fine = S.ddpm()
     idx = np.array([0, 3, 40, 41, 700, 1000])
     sub = fine[torch.as_tensor(idx)]
-    pairs = S.step_relaxation(sub[:-1].numpy(), sub[1:].numpy(), rho)
-    assert np.array_equal(pairs, S.relaxation(sub, rho)[1:].numpy())
+    pairs = R.step_relaxation(sub[:-1].numpy(), sub[1:].numpy(), rho)
+    assert np.array_equal(pairs, R.relaxation(sub, rho)[1:].numpy())
 
 
 def test_bad_inputs_raise_clear_value_errors():

@@ -17,6 +17,11 @@ class CliError(Exception):
     """An error to print as one line, without a traceback."""
 
 
+def add_progress_flag(p: argparse.ArgumentParser) -> None:
+    """The progress flag of every command: ``--progress`` / ``--no-progress``, shown by default."""
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True, help="show a progress bar (default: shown)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="inrd", description="Diffusion sampling as iterative noising / relaxed denoising, and PnP restoration."

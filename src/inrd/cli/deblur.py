@@ -19,10 +19,11 @@ def register(sub) -> None:
     p.add_argument("--kernel", default="gaussian:1.6", help="gaussian:STD[:SIZE] or a .npy / .txt kernel file (default: gaussian:1.6)")
     p.add_argument("--normalize-kernel", action="store_true", help="divide a kernel that does not sum to 1 by its sum "
                    "(without it such a kernel is an error)")
-    p.add_argument("--noise", type=float, default=0.01, help="std nu of the Gaussian noise, [0, 1] units (default: 0.01)")
+    p.add_argument("--noise-level", type=float, default=0.01, metavar="NU",
+                   help="std nu of the Gaussian observation noise, [0, 1] units (default: 0.01)")
     p.add_argument("--denoiser", default="ffdnet", help="registry name (default: ffdnet, the offline pretrained network)")
     p.add_argument("--weights", help="checkpoint for denoisers that need one (drunet, diffunet)")
-    p.add_argument("--sigma-denoiser", type=float, help="sigma given to D (default: 2 x noise for pnp-pgd, 5 x noise "
+    p.add_argument("--sigma-denoiser", type=float, help="sigma given to D (default: 2 nu for pnp-pgd, 5 nu "
                    "for gs-pnp, or the smallest trained level of a diffusion network, ~0.005)")
     p.add_argument("--iters", type=int, default=100, help="iterations (default: 100)")
     p.add_argument("--stepsize", type=float, help="tau in units of nu^2 (f carries 1/nu^2); default nu^2 / ||A||^2 = 1/L")
@@ -46,8 +47,8 @@ def run(args) -> int:
 
     if args.iters < 1:
         raise ValueError(f"--iters must be >= 1, got {args.iters}.")
-    if not (args.noise > 0):
-        raise ValueError(f"--noise must be > 0 (nu appears as 1/nu^2 in f), got {args.noise}.")
+    if not (args.noise_level > 0):
+        raise ValueError(f"--noise-level must be > 0 (nu appears as 1/nu^2 in f), got {args.noise_level}.")
     if args.size < 0:
         raise ValueError(f"--size must be >= 0, got {args.size}.")
     size = args.size or None
@@ -58,21 +59,21 @@ def run(args) -> int:
         x = io.load_image(args.image, size=size, channels=channels)
     x = x.to(args.device)
     op = R.PeriodicBlur(kernel)
-    y = R.observe(x, op, args.noise, seed=args.seed)
+    y = R.observe(x, op, args.noise_level, seed=args.seed)
     algorithm = args.algorithm.replace("-", "_")
-    sigma = args.sigma_denoiser if args.sigma_denoiser is not None else R.default_sigma(D, args.noise, algorithm)
+    sigma = args.sigma_denoiser if args.sigma_denoiser is not None else R.default_sigma(D, args.noise_level, algorithm)
     Dp = R.CircularPad(D, args.pad)
     if algorithm == "gs_pnp" and args.stepsize is not None:
         raise ValueError("--stepsize is for pnp-pgd; gs-pnp finds its step by backtracking.")
     with fresh_run_dir(Path(args.out)) as tmp:
         t0 = time.perf_counter()
         if algorithm == "pnp_pgd":
-            res = R.pnp_pgd(y, op, Dp, sigma, stepsize=args.stepsize, iters=args.iters, x_true=x, noise_level=args.noise)
+            res = R.pnp_pgd(y, op, Dp, sigma, stepsize=args.stepsize, iters=args.iters, x_true=x, noise_level=args.noise_level)
         else:
-            res = R.gs_pnp(y, op, Dp, sigma, iters=args.iters, x_true=x, noise_level=args.noise)
+            res = R.gs_pnp(y, op, Dp, sigma, iters=args.iters, x_true=x, noise_level=args.noise_level)
         seconds = time.perf_counter() - t0
         _, lam, p_tik = R.tikhonov_oracle(y, op, x)
-        x_dis, lam_dis = R.tikhonov_discrepancy(y, op, args.noise)
+        x_dis, lam_dis = R.tikhonov_discrepancy(y, op, args.noise_level)
         p_obs, p_out, p_dis = float(psnr(y, x)[0]), float(psnr(res.x, x)[0]), float(psnr(x_dis, x)[0])
 
         io.save_image(tmp / "observed.png", y)
@@ -80,12 +81,12 @@ def run(args) -> int:
         io.save_image(tmp / "ground_truth.png", x)
         plot_diagnostics(
             tmp / "curves.png", {f"{args.algorithm} {args.denoiser} sigma={sigma:.4g}": res},
-            f"{args.image}, kernel {args.kernel}, nu={args.noise}: verdict {res.verdict}",
+            f"{args.image}, kernel {args.kernel}, nu={args.noise_level}: verdict {res.verdict}",
             {"observed": p_obs, "Tikhonov (oracle lam)": p_tik, "Tikhonov (discrepancy lam)": p_dis},
         )
         log = {
             "image": args.image, "size": size, "channels": channels, "kernel": args.kernel,
-            "kernel_shape": list(kernel.shape), "kernel_sum": float(kernel.sum()), "noise": args.noise, "seed": args.seed,
+            "kernel_shape": list(kernel.shape), "kernel_sum": float(kernel.sum()), "noise_level": args.noise_level, "seed": args.seed,
             "denoiser": args.denoiser, "weights": args.weights, "sigma_denoiser": sigma, "pad": args.pad,
             "algorithm": args.algorithm, "iters": args.iters, "device": args.device, "seconds": seconds,
             "psnr_observed": p_obs, "psnr_restored": p_out,

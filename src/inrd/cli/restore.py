@@ -28,7 +28,7 @@ def register(sub) -> None:
     )
     p.add_argument("--task", required=True, choices=TASKS)
     p.add_argument("--observed", required=True, help="the observation: an image file (PNG 8/16-bit, gray or RGB)")
-    p.add_argument("--noise", default="auto", help="std nu of the noise in [0, 1] units, or 'auto': estimated as "
+    p.add_argument("--noise-level", default="auto", metavar="NU", help="std nu of the observation noise in [0, 1] units, or 'auto': estimated as "
                    "median(|HH|)/0.6745 of the finest Haar diagonal coefficients (biased up on textured images) (default: auto)")
     p.add_argument("--kernel", help="deblur / super-resolution: gaussian:STD[:SIZE] or a .npy / .txt kernel "
                    "(super-resolution default: gaussian:F/2 for factor F)")
@@ -130,19 +130,19 @@ def run(args) -> int:
     for bad, flag in ((args.mask and args.task != "inpaint", "--mask"), (args.kernel and args.task in ("inpaint", "denoise"), "--kernel")):
         if bad:
             raise ValueError(f"{flag} does not apply to --task {args.task}.")
-    if str(args.noise).lower() == "auto":
+    if str(args.noise_level).lower() == "auto":
         nu = R.estimate_noise(y, op.mask if args.task == "inpaint" else None)
-        noise_method = R.NOISE_ESTIMATOR
+        level_method = R.NOISE_ESTIMATOR
         if not nu > 0:
-            raise ValueError("the estimated noise level is 0 (a noiseless or quantised image?); give --noise NU > 0.")
+            raise ValueError("the estimated noise level is 0 (a noiseless or quantised image?); give --noise-level NU > 0.")
     else:
         try:
-            nu = float(args.noise)
+            nu = float(args.noise_level)
         except ValueError:
-            raise ValueError(f"--noise must be a number > 0 or 'auto', got {args.noise!r}.") from None
+            raise ValueError(f"--noise-level must be a number > 0 or 'auto', got {args.noise_level!r}.") from None
         if not (nu > 0 and math.isfinite(nu)):
-            raise ValueError(f"--noise must be finite and > 0 (nu appears as 1/nu^2 in the data term), got {args.noise}.")
-        noise_method = "given"
+            raise ValueError(f"--noise-level must be finite and > 0 (nu appears as 1/nu^2 in the data term), got {args.noise_level}.")
+        level_method = "given"
     D, channels = denoiser_for_channels(args.denoiser, y.shape[1], args.weights, args.device)
     if channels != y.shape[1]:
         y = io.load_image(args.observed, channels=channels)
@@ -170,8 +170,8 @@ def run(args) -> int:
         seconds = time.perf_counter() - t0
         io.save_image(tmp / "restored.png", res.x)
         io.save_image(tmp / "observed.png", y)
-        log = {"task": args.task, "observed": args.observed, "observed_shape": list(y.shape), "noise": nu,
-               "noise_method": noise_method, "operator": repr(op), "kernel": spec, "factor": args.factor,
+        log = {"task": args.task, "observed": args.observed, "observed_shape": list(y.shape), "noise_level": nu,
+               "noise_level_method": level_method, "operator": repr(op), "kernel": spec, "factor": args.factor,
                "mask": args.mask, "normalize_kernel": args.normalize_kernel, "algorithm": algorithm,
                "denoiser": args.denoiser, "weights": args.weights, "channels": channels, "seed": args.seed,
                "device": args.device, "seconds": seconds, **res.to_dict(), "versions": io.versions()}
@@ -186,6 +186,6 @@ def run(args) -> int:
         plot_diagnostics(tmp / "curves.png", {algorithm: res}, title)
         io.write_json(tmp / "restore.json", log)
     extra = f", PSNR {log['psnr_restored']:.2f} dB, SSIM {log['ssim_restored']:.4f}" if truth is not None else ""
-    print(f"{args.task} with {algorithm} ({args.denoiser}, nu={nu:.4g} {'estimated' if noise_method != 'given' else 'given'}) "
+    print(f"{args.task} with {algorithm} ({args.denoiser}, nu={nu:.4g} {'estimated' if level_method != 'given' else 'given'}) "
           f"in {seconds:.1f} s{extra} -> {out}/restored.png")
     return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..generate import SampleConfig, generate
 from ..sampler import SamplingDiverged
 from ..settings import DTYPES
-from . import CliError
+from . import CliError, add_progress_flag
 
 
 def _rho(v: str):
@@ -40,7 +40,7 @@ def add_sampling_arguments(p) -> None:
                    "CPU), channels_last, torch.compile; accuracy in benchmarks/README.md")
     p.add_argument("--no-compile", action="store_true", help="with --fast: do not torch.compile the network")
     p.add_argument("--chunk", type=int, metavar="K", help="denoise at most K images per network call (0: adapt to memory)")
-    p.add_argument("--no-progress", action="store_true")
+    add_progress_flag(p)
 
 
 def register(sub) -> None:
@@ -64,7 +64,7 @@ def run(args) -> int:
         denoiser=args.denoiser, weights=args.weights, schedule=args.schedule, steps=args.steps,
         sigma_min=args.sigma_min, sigma_max=args.sigma_max, rho=args.rho, clip=args.clip, init=args.init,
         batch=args.batch, size=args.size, channels=args.channels, seed=args.seed, device=args.device,
-        dtype=args.dtype, snapshots=args.snapshots, progress=not args.no_progress, fast=args.fast, chunk=args.chunk,
+        dtype=args.dtype, snapshots=args.snapshots, progress=args.progress, fast=args.fast, chunk=args.chunk,
         compile=not args.no_compile, display=args.display,
     )
     try:

@@ -3,7 +3,7 @@
     torchrun --nproc_per_node=8 -m inrd sample-many -n 50000 --denoiser diffunet --device cuda --out DIR
 
 Every rank samples its share of the batches (see :mod:`inrd.distributed`) and writes
-``sample_<index>.png`` as it goes; rank 0 claims the folder first (:func:`inrd.io.start_run`: a
+``sample_<index>.png`` as it goes; rank 0 claims the folder first (:func:`inrd.runs.start_run`: a
 ``run.json`` manifest and a lock) and writes ``sample_many.json`` (all parameters, the sigmas, seeds,
 world size, per-rank timing, versions) at the end. Sample i of seed s is the same image whatever the
 number of processes. The sampling flags are those of ``inrd sample``, with the same defaults.
@@ -38,15 +38,15 @@ def register(sub) -> None:
 
 
 def _claim(out, params: dict, resume: bool, rank: int, world: int) -> contextlib.ExitStack:
-    """Rank 0 claims ``out`` with :func:`inrd.io.start_run`; every rank gets its verdict (the same one-line
+    """Rank 0 claims ``out`` with :func:`inrd.runs.start_run`; every rank gets its verdict (the same one-line
     error on every rank, instead of ranks writing into a folder that rank 0 refused)."""
-    from .. import io
+    from .. import runs
 
     stack = contextlib.ExitStack()
     error = None
     if rank == 0:
         try:
-            stack.enter_context(io.start_run(out, params, resume=resume))
+            stack.enter_context(runs.start_run(out, params, resume=resume))
         except ValueError as e:
             error = str(e)
     if world > 1:
@@ -106,9 +106,10 @@ def run(args) -> int:
     D, fast_settings = speed_up(D, args.fast, args.chunk, compile=not args.no_compile, cuda_graphs=args.cuda_graphs)
     T = st.sigmas.numel() - 1
 
-    # what determines the pixels of sample i: a resumed run must match it (n may grow, timing may change)
+    # what determines the pixels of sample i: a resumed run must match it (n may grow, timing may change).
+    # shape: (B, C, H, W) of one sampler call, as in `inrd sample`; the last batch may be smaller (n % batch)
     identity = {
-        "denoiser": name, "weights": weights, **st.record(), "shape": [channels, size, size], "batch": args.batch,
+        "denoiser": name, "weights": weights, **st.record(), "shape": [args.batch, channels, size, size], "batch": args.batch,
         "seed": args.seed, "device": args.device, "dtype": args.dtype, "fast": fast_settings["fast"],
     }
     init_distributed(device)
@@ -128,7 +129,7 @@ def run(args) -> int:
             sample_distributed(
                 D, st.sigmas, st.rho, n=args.n, shape=(channels, size, size), batch=args.batch, seed=args.seed,
                 init=st.init, init_std=st.init_std, clip=st.clip, device=device, dtype=dtype, on_batch=write,
-                gather=False, skip=skip, progress=not args.no_progress,
+                gather=False, skip=skip, progress=args.progress,
             )
         except SamplingDiverged as e:
             raise ValueError(f"{e} (rank {rank}; samples written so far are kept in {out})") from None

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 from .. import weights as W
+from . import add_progress_flag
 
 
 def register(subparsers) -> None:
@@ -26,7 +27,7 @@ def register(subparsers) -> None:
     downloadable = ", ".join(n for n in W.names() if W.REGISTRY[n].kind == "download")
     fe.add_argument("name", metavar="NAME", help=f"one of {downloadable}")
     fe.add_argument("--url", default=None, help="download from this URL instead (a mirror serving the same file)")
-    fe.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_progress_flag(fe)
     fe.set_defaults(func=run_fetch)
 
     ve = sub.add_parser("verify", help="check the sha256 of a registry checkpoint or of a file")
@@ -50,7 +51,7 @@ def run_list(args) -> int:
 
 
 def run_fetch(args) -> int:
-    path = W.fetch(args.name, url=args.url, progress=not args.quiet)
+    path = W.fetch(args.name, url=args.url, progress=args.progress)
     print(f"{args.name}: {path}")
     return 0
 

@@ -50,6 +50,9 @@ class SamplingDefaults:
         train_sigmas: ascending training grid sigma_0 = 0 < sigma_1 < ... < sigma_T ([0, 1] units).
         subgrid: optional ascending 1-based indices t of ``train_sigmas`` to keep (a searched subgrid);
             ``steps`` is then its length.
+        power, first: how ``train_sigmas`` is pruned to any other step count n
+            (:func:`inrd.schedules.prune_indices`): ``a_1 = first``, ``a_n = T``, ``a_k`` spaced as
+            ``((k - 1) / (n - 1))^power`` in between; ``power = 1, first = None`` is diffusers' "trailing".
         clip: ``"none"`` (the paper's D), ``"denoised"`` (clip D(u) inside the relaxation) or ``"x0"``
             (diffusers' semantics: clip D(u) but keep the raw noise direction), see :func:`inrd.sample`.
     """
@@ -65,6 +68,8 @@ class SamplingDefaults:
     size: int = 64
     train_sigmas: Optional[tuple[float, ...]] = field(default=None, repr=False)
     subgrid: Optional[tuple[int, ...]] = None
+    power: float = 1.0
+    first: Optional[int] = None
     clip: ClipMode = "none"
 
     def __post_init__(self):
@@ -89,7 +94,9 @@ class SamplingDefaults:
             grid = torch.tensor(self.train_sigmas, dtype=torch.float64)
             if self.subgrid is not None and steps in (None, len(self.subgrid)):
                 return grid[[0, *self.subgrid]]
-            return schedules.prune(grid, int(steps or self.steps))
+            n, T = int(steps or self.steps), grid.numel() - 1
+            first = None if self.first is None else min(self.first, max(1, T - n + 1))  # room for n levels
+            return schedules.prune(grid, n, self.power, first)
         return schedules.make(self.schedule, int(steps or self.steps), self.sigma_min, self.sigma_max)
 
 

@@ -60,7 +60,7 @@ class TVInfo:
 
 
 def tv_denoise(
-    y: torch.Tensor, lam, max_iter: int = 300, tol: float = 1e-3, check_every: int = 10
+    y: torch.Tensor, lam, iters: int = 300, tol: float = 1e-3, check_every: int = 10
 ) -> tuple[torch.Tensor, TVInfo]:
     """Solve ``argmin_v 1/2 ||y - v||^2 + lam TV(v)`` per image by FISTA on the dual (Beck & Teboulle 2009).
 
@@ -70,8 +70,8 @@ def tv_denoise(
     computed; an image stops (its variables freeze) once ``sqrt(2 gap / N) <= tol``, so its result does
     not depend on the other images of the batch. ``lam`` is a float or a (B,) tensor (>= 0).
     """
-    if max_iter < 1 or check_every < 1 or not tol > 0:
-        raise ValueError(f"need max_iter >= 1, check_every >= 1 and tol > 0, got {max_iter}, {check_every}, {tol}.")
+    if iters < 1 or check_every < 1 or not tol > 0:
+        raise ValueError(f"need iters >= 1, check_every >= 1 and tol > 0, got {iters}, {check_every}, {tol}.")
     B = y.shape[0]
     n = y[0].numel()
     lam = sigma_vector(lam, y).reshape(B, 1, 1, 1)
@@ -89,7 +89,7 @@ def tv_denoise(
         g = lam.double() * torch.sqrt(gh**2 + gw**2) - (gh * ph.double() + gw * pw.double())
         return g.sum(dim=(1, 2, 3)).clamp(min=0).cpu()
 
-    for k in range(1, max_iter + 1):
+    for k in range(1, iters + 1):
         if not active.any():
             break
         # projected gradient step on the dual at the extrapolated point q
@@ -108,7 +108,7 @@ def tv_denoise(
             ph, pw = torch.where(m, nh, ph), torch.where(m, nw, pw)
         t = t_next
         iterations += active.long()
-        if k % check_every == 0 or k == max_iter:
+        if k % check_every == 0 or k == iters:
             gap = torch.where(active, duality_gap(ph, pw), gap)
             active = active & (torch.sqrt(2 * gap / n) > tol)
     v = y - _grad_adjoint(ph, pw)
@@ -121,7 +121,7 @@ class TVDenoiser(Denoiser):
 
     Args:
         c: TV weight per unit of noise, ``lambda = c * sigma`` (paper: c = 1).
-        max_iter: maximum number of dual FISTA iterations per call.
+        iters: maximum number of dual FISTA iterations per call (an image stops earlier once within ``tol``).
         tol: stop an image once the duality gap certifies ``RMSE(v, v*) <= tol`` ([0, 1] units; 1e-3 is
             a quarter of an 8-bit grey level).
         check_every: iterations between two duality-gap evaluations.
@@ -138,31 +138,31 @@ class TVDenoiser(Denoiser):
         channels=3, size=64,
     )
 
-    def __init__(self, c: float = 1.0, max_iter: int = 300, tol: float = 1e-3, check_every: int = 10, channels: int | None = None):
+    def __init__(self, c: float = 1.0, iters: int = 300, tol: float = 1e-3, check_every: int = 10, channels: int | None = None):
         super().__init__()
         if not (c >= 0 and math.isfinite(c)):
             raise ValueError(f"the TV weight factor c (lambda = c sigma) must be finite and >= 0, got {c}.")
-        if max_iter < 1 or check_every < 1 or not tol > 0:
-            raise ValueError(f"need max_iter >= 1, check_every >= 1 and tol > 0, got {max_iter}, {check_every}, {tol}.")
-        self.c, self.max_iter, self.tol, self.check_every, self.channels = float(c), int(max_iter), float(tol), int(check_every), channels
+        if iters < 1 or check_every < 1 or not tol > 0:
+            raise ValueError(f"need iters >= 1, check_every >= 1 and tol > 0, got {iters}, {check_every}, {tol}.")
+        self.c, self.iters, self.tol, self.check_every, self.channels = float(c), int(iters), float(tol), int(check_every), channels
 
     def solve(self, x: torch.Tensor, sigma) -> tuple[torch.Tensor, TVInfo]:
         """The denoised image and the solver's per-sample diagnostics (:class:`TVInfo`)."""
         check_image(x, "x", channels=self.channels)
         lam = self.c * sigma_vector(sigma, x)
-        return tv_denoise(x, lam, self.max_iter, self.tol, self.check_every)
+        return tv_denoise(x, lam, self.iters, self.tol, self.check_every)
 
     def forward(self, x: torch.Tensor, sigma) -> torch.Tensor:
         return self.solve(x, sigma)[0]
 
 
-def build_tv(weights=None, device=None, c: float = 1.0, max_iter: int = 300, tol: float = 1e-3, check_every: int = 10, channels=None, **options):
-    """Registry builder: ``inrd.denoisers.load("tv", c=1.0, max_iter=300, tol=1e-3)``."""
+def build_tv(weights=None, device=None, c: float = 1.0, iters: int = 300, tol: float = 1e-3, check_every: int = 10, channels=None, **options):
+    """Registry builder: ``inrd.denoisers.load("tv", c=1.0, iters=300, tol=1e-3)``."""
     if weights is not None:
         raise ValueError("the TV denoiser has no weights; drop weights=.")
     if options:
-        raise ValueError(f"unknown TV option(s) {', '.join(sorted(options))}; known: c, max_iter, tol, check_every, channels.")
-    model = TVDenoiser(c=c, max_iter=max_iter, tol=tol, check_every=check_every, channels=channels)
+        raise ValueError(f"unknown TV option(s) {', '.join(sorted(options))}; known: c, iters, tol, check_every, channels.")
+    model = TVDenoiser(c=c, iters=iters, tol=tol, check_every=check_every, channels=channels)
     if channels is not None:
         model.sampling_defaults = TVDenoiser.sampling_defaults.with_(channels=int(channels))
     return model.to(device) if device is not None else model

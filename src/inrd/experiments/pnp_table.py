@@ -45,10 +45,11 @@ def _crop(spec, size):
     return x[..., i : i + size, j : j + size].contiguous()
 
 
-def run(out_dir="figures", images=None, size=128, iters=100, noise=0.01, kernel="gaussian:1.6", pad=16, seed=0,
-        device="cpu", progress=False, **_) -> dict:
+def run(out_dir="figures", images=None, size=128, iters=100, noise_level=0.01, kernel="gaussian:1.6", pad=16, seed=0,
+        device="cpu", progress=False) -> dict:
     """Run the comparison above with the pretrained FFDNet; 2.5 minutes on 2 shared CPU cores for the
-    14 default images (three PnP runs of ``iters`` iterations, GS-PnP with ``iters // 3``)."""
+    14 default images (three PnP runs of ``iters`` iterations, GS-PnP with ``iters // 3``).
+    ``noise_level`` is the std nu of the Gaussian observation noise ([0, 1] units)."""
     png, js = out_paths(out_dir, "pnp_table")
     images = tuple(images) if images else IMAGES
     op = R.PeriodicBlur(R.load_kernel(kernel))
@@ -60,20 +61,20 @@ def run(out_dir="figures", images=None, size=128, iters=100, noise=0.01, kernel=
         if c not in nets:
             nets[c] = R.CircularPad(load("ffdnet", channels=c, device=device), pad)
         D = nets[c]
-        y = R.observe(x, op, noise, seed=seed + idx)
+        y = R.observe(x, op, noise_level, seed=seed + idx)
         _, lam_o, p_o = R.tikhonov_oracle(y, op, x)
-        x_d, lam_d = R.tikhonov_discrepancy(y, op, noise)
+        x_d, lam_d = R.tikhonov_discrepancy(y, op, noise_level)
         row = {"channels": c, "observed": float(psnr(y, x)[0]),
                "tikhonov_oracle": {"psnr": p_o, "lam": lam_o},
                "tikhonov_discrepancy": {"psnr": float(psnr(x_d, x)[0]), "lam": lam_d[0]}}
-        for name, kw in (("pnp_pgd", dict(sigma_denoiser=2 * noise)),
-                         ("pnp_pgd_tuned", dict(sigma_denoiser=1.5 * noise, stepsize=1.9 * noise**2))):
+        for name, kw in (("pnp_pgd", dict(sigma_denoiser=2 * noise_level)),
+                         ("pnp_pgd_tuned", dict(sigma_denoiser=1.5 * noise_level, stepsize=1.9 * noise_level**2))):
             t0 = time.perf_counter()
-            res = R.pnp_pgd(y, op, D, iters=iters, x_true=x, noise_level=noise, **kw)
+            res = R.pnp_pgd(y, op, D, iters=iters, x_true=x, noise_level=noise_level, **kw)
             row[name] = {"psnr": res.psnr[-1], "verdict": res.verdict, "psnr_peak": res.evidence["psnr_peak"],
                          "final_residual": res.evidence["final_residual"], "seconds": time.perf_counter() - t0, **kw}
-        res = R.gs_pnp(y, op, D, 5 * noise, iters=max(1, iters // 3), x_true=x, noise_level=noise)
-        row["gs_pnp"] = {"psnr": res.psnr[-1], "verdict": res.verdict, "sigma_denoiser": 5 * noise,
+        res = R.gs_pnp(y, op, D, 5 * noise_level, iters=max(1, iters // 3), x_true=x, noise_level=noise_level)
+        row["gs_pnp"] = {"psnr": res.psnr[-1], "verdict": res.verdict, "sigma_denoiser": 5 * noise_level,
                          "backtracking_failures": res.params["backtracking_failures"]}
         rows[str(spec)] = row
         if progress:
@@ -87,7 +88,7 @@ def run(out_dir="figures", images=None, size=128, iters=100, noise=0.01, kernel=
                    "wins_over_tikhonov_discrepancy": int(sum(r[m]["psnr"] > r["tikhonov_discrepancy"]["psnr"]
                                                              for r in rows.values()))}
                for m in METHODS[1:]}
-    _plot(png, rows, summary, f"FFDNet, {size}x{size} crops, {kernel}, nu={noise}, {iters} it., pad={pad}")
+    _plot(png, rows, summary, f"FFDNet, {size}x{size} crops, {kernel}, nu={noise_level}, {iters} it., pad={pad}")
     md = ["| image | observed | Tikhonov oracle | Tikhonov discrepancy | PnP-PGD 2nu, 1/L | PnP-PGD 1.5nu, 1.9/L | GS-PnP 5nu |",
           "| --- | --- | --- | --- | --- | --- | --- |"]
     for name, r in rows.items():
@@ -98,7 +99,7 @@ def run(out_dir="figures", images=None, size=128, iters=100, noise=0.01, kernel=
         f"{summary[m]['mean_gain_over_tikhonov_oracle']:+.2f}" for m in METHODS[1:]) + " |")
     io.write_text(png.with_name("pnp_table.md"), "\n".join(md) + "\n")
     result = {"figure": "pnp-table", "denoiser": "ffdnet", "stand_in": False, "png": str(png), "images": list(rows),
-              "size": size, "iters": iters, "noise": noise, "kernel": kernel, "pad": pad, "seed": seed,
+              "size": size, "iters": iters, "noise_level": noise_level, "kernel": kernel, "pad": pad, "seed": seed,
               "results": rows, "summary": summary, "versions": io.versions()}
     io.write_json(js, result)
     return result

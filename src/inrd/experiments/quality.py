@@ -84,10 +84,12 @@ def sample_quality(x: torch.Tensor, ref: torch.Tensor) -> dict:
     }
 
 
-def real_floors(ref: torch.Tensor, samples: int, draws: int = 5) -> dict:
-    """Noise floor of every number of :func:`sample_quality`: real "floor" crops vs ``ref`` over ``draws``
-    seeded draws of ``samples`` crops; ``{metric: {"mean", "std", "draws"}}`` (std with ddof 1)."""
-    runs = [sample_quality(real_crops("floor", samples, ref.shape[-1], 2000 + i), ref) for i in range(draws)]
+def real_floors(ref: torch.Tensor, samples: int, draws: int = 5, part: str = "floor") -> dict:
+    """Noise floor of every number of :func:`sample_quality`: real crops of the data split ``part`` vs
+    ``ref`` over ``draws`` seeded draws of ``samples`` crops; ``{metric: {"mean", "std", "draws"}}`` (std
+    with ddof 1). ``"floor"`` (the default) shares ``ref``'s held-out columns; ``"train"`` is the law the
+    network learned, whose distance to ``ref`` includes the textures' drift across the image."""
+    runs = [sample_quality(real_crops(part, samples, ref.shape[-1], 2000 + i), ref) for i in range(draws)]
     out = {}
     for key in ("swd", "spectrum", "spectrum_high", "pixel_w1", "std_ratio"):
         v = np.array([r[key] for r in runs])

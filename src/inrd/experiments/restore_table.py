@@ -40,10 +40,10 @@ from .common import out_paths
 from .pnp_table import IMAGES, _crop
 
 TASKS = {
-    "deblur": {"kernel": "gaussian:1.6", "noise": 0.01},
-    "inpaint": {"missing": 0.5, "noise": 0.01},
-    "super-resolution": {"factor": 2, "kernel": "gaussian:1.0", "noise": 0.01},
-    "denoise": {"noise": 0.1},
+    "deblur": {"kernel": "gaussian:1.6", "noise_level": 0.01},
+    "inpaint": {"missing": 0.5, "noise_level": 0.01},
+    "super-resolution": {"factor": 2, "kernel": "gaussian:1.0", "noise_level": 0.01},
+    "denoise": {"noise_level": 0.1},
 }
 METHODS = ("tikhonov-oracle", "tikhonov-discrepancy", "pnp-pgd", "gs-pnp", "hqs", "inrd-posterior",
            "deepinv-dpir", "deepinv-diffpir")
@@ -139,7 +139,7 @@ def run(out_dir="figures", images=None, size=96, iters=60, samples=3, seed=0, de
         raise ValueError(f"{cache_path} holds a run with other settings ({cache['settings']}); delete it or use another --out.")
     nets = {}
     for task in tasks:
-        nu = TASKS[task]["noise"]
+        nu = TASKS[task]["noise_level"]
         for idx, spec in enumerate(images):
             key = f"{task}|{spec}"
             row = cache["rows"].setdefault(key, {})

@@ -16,7 +16,7 @@ so from a Gaussian start ``V_T = init + init_std Z`` the law of ``V_0`` is Gauss
     e_{t-1} = c_t e_t,   v_{t-1} = c_t^2 (v_t + gamma_t^2),   e_T = init - m,  v_T = init_std^2,
 
 and ``E[V_0] = m + e_0``, ``Var V_0 = v_0``. The rho_t and gamma_t are those of
-:func:`inrd.schedules.relaxation` and :func:`inrd.schedules.gammas`, the very numbers
+:func:`inrd.relaxations.relaxation` and :func:`inrd.relaxations.gammas`, the very numbers
 :func:`inrd.sample` uses. Both laws being diagonal in the same basis, the Wasserstein-2 distance
 between the law of ``V_0`` and the data law is
 

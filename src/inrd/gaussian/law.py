@@ -15,7 +15,8 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from ..schedules import Relaxation, check_sigmas, gammas, relaxation
+from ..relaxations import Relaxation, gammas, relaxation
+from ..schedules import check_sigmas
 
 __all__ = ["Law", "W2", "output_law", "w2_distance", "w2"]
 

@@ -11,7 +11,7 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
-from ..schedules import Relaxation
+from ..relaxations import Relaxation
 from .law import W2, Law, _array, _eigenvalues, _like, output_law, w2_distance
 
 __all__ = ["Spectrum", "power_law_grid", "real_fourier_basis"]

@@ -9,7 +9,8 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from ..schedules import Relaxation, check_sigmas, prune_indices, relaxation, step_relaxation
+from ..relaxations import Relaxation, relaxation, step_relaxation
+from ..schedules import check_sigmas, prune_indices
 from .law import W2
 from .spectrum import Spectrum
 

@@ -61,7 +61,7 @@ def tikhonov_deconvolution(y: torch.Tensor, blur: PeriodicBlur, lam: float, reg:
     return torch.fft.irfft2(X, s=(H, W)).to(y.dtype)
 
 
-def _cg(apply, b: torch.Tensor, x0: torch.Tensor, tol: float = 1e-7, max_iter: int = 1000) -> torch.Tensor:
+def _cg(apply, b: torch.Tensor, x0: torch.Tensor, tol: float = 1e-7, iters: int = 1000) -> torch.Tensor:
     """Conjugate gradients for a symmetric positive definite ``apply``, one system per batch item."""
     x = x0.clone()
     r = b - apply(x)
@@ -69,7 +69,7 @@ def _cg(apply, b: torch.Tensor, x0: torch.Tensor, tol: float = 1e-7, max_iter: i
     dims = tuple(range(1, b.ndim))
     rr = (r * r).sum(dims, keepdim=True)
     stop = (tol**2) * (b * b).sum(dims, keepdim=True).clamp(min=1e-300)
-    for _ in range(max_iter):
+    for _ in range(iters):
         if bool((rr <= stop).all()):
             break
         Ap = apply(p)

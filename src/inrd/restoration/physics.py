@@ -386,7 +386,7 @@ def estimate_noise(y: torch.Tensor, mask: Optional[torch.Tensor] = None) -> floa
     check_image(y, "observation")
     H, W = (y.shape[-2] // 2) * 2, (y.shape[-1] // 2) * 2
     if H < 2 or W < 2:
-        raise ValueError(f"cannot estimate the noise of a {y.shape[-2]}x{y.shape[-1]} image; give --noise NU.")
+        raise ValueError(f"cannot estimate the noise of a {y.shape[-2]}x{y.shape[-1]} image; give --noise-level NU.")
     v = y[..., :H, :W].double()
     hh = (v[..., 0::2, 0::2] - v[..., 0::2, 1::2] - v[..., 1::2, 0::2] + v[..., 1::2, 1::2]) / 2
     if mask is not None:
@@ -394,5 +394,5 @@ def estimate_noise(y: torch.Tensor, mask: Optional[torch.Tensor] = None) -> floa
         full = (m[..., 0::2, 0::2] * m[..., 0::2, 1::2] * m[..., 1::2, 0::2] * m[..., 1::2, 1::2]) > 0
         hh = hh[full.expand_as(hh)]
         if hh.numel() < 16:
-            raise ValueError("too few fully observed 2x2 blocks to estimate the noise; give --noise NU.")
+            raise ValueError("too few fully observed 2x2 blocks to estimate the noise; give --noise-level NU.")
     return float(hh.abs().flatten().median()) / 0.6745

@@ -11,7 +11,7 @@ The unconditional sampler is recovered with ``lam -> infinity`` (X^y_t = X_t). T
 the one of DiffPIR (Zhu et al., CVPR 2023) and the projection-type consistency of Kadkhodaie &
 Simoncelli (NeurIPS 2021, the paper's ref. [15]); its weight follows the denoiser's uncertainty:
 while sigma_t >> nu the data dominate, as sigma_t falls the denoised estimate (which already carries
-the data) does. Schedules, relaxations and gammas are :mod:`inrd.schedules`'; noise is
+the data) does. Schedules are :mod:`inrd.schedules`', relaxations and gammas :mod:`inrd.relaxations`'; noise is
 :class:`inrd.sampler.PerSampleNoise` (sample i of seed s is the same image whatever the batch).
 
 Several samples of one observation give a posterior mean (the restored image) and a per-pixel std.
@@ -24,7 +24,7 @@ from typing import Callable, Optional
 
 import torch
 
-from .. import schedules
+from .. import relaxations, schedules
 from ..metrics import psnr as _psnr
 from ..sampler import PerSampleNoise
 from .algorithms import fidelity, positive, setup
@@ -39,7 +39,7 @@ POSTERIOR_SIGMA_MAX = 0.2
 
 def inrd_posterior(y: torch.Tensor, physics, denoiser: Callable, samples: int = 3, steps: int = 30,
                    sigma_max: float = POSTERIOR_SIGMA_MAX, sigma_min: Optional[float] = None,
-                   rho: schedules.Relaxation = "ind", lam: float = 1.0, seed: int = 0,
+                   rho: relaxations.Relaxation = "ind", lam: float = 1.0, seed: int = 0,
                    init: Optional[torch.Tensor] = None, x_true: Optional[torch.Tensor] = None,
                    noise_level: float = 0.01, callback: Optional[Callable] = None, **diagnose_options) -> PnPResult:
     """Draw ``samples`` approximate posterior samples of each observation (module docstring).
@@ -51,7 +51,7 @@ def inrd_posterior(y: torch.Tensor, physics, denoiser: Callable, samples: int = 
         steps: T; the levels are ``schedules.geometric(T, sigma_min, sigma_max)`` with sigma_0 = 0.
         sigma_max: sigma_T; V_T is ``init`` (default ``physics.init(y)``) and gamma_T = sigma_T.
         sigma_min: sigma_1, default nu / 2 (raised to the smallest level the denoiser was trained for).
-        rho: relaxation (``schedules.relaxation``): "ind" (rho = 1, the default), "canonical"
+        rho: relaxation (``relaxations.relaxation``): "ind" (rho = 1, the default), "canonical"
             (DDPM-like), "ddim", a float. Measured (FFDNet, astronaut 64x64, 2 samples x 30 steps,
             lam = 1): "ind" / "canonical" / "ddim" gave 26.3 / 18.6 / 17.7 dB on inpainting (half the
             pixels missing), 29.1 / 25.6 / 24.3 dB on denoising (nu = 0.1) and 27.1 / 26.0 / 25.4 dB on
@@ -76,8 +76,8 @@ def inrd_posterior(y: torch.Tensor, physics, denoiser: Callable, samples: int = 
     if s_lo >= s_hi:
         raise ValueError(f"sigma_min = {s_lo:g} must be below sigma_max = {s_hi:g}.")
     sigmas = schedules.geometric(steps, s_lo, s_hi)
-    rhos = schedules.relaxation(sigmas, rho)
-    gam = schedules.gammas(sigmas, rho)
+    rhos = relaxations.relaxation(sigmas, rho)
+    gam = relaxations.gammas(sigmas, rho)
     B, S = y.shape[0], samples
     Y = y.repeat_interleave(S, dim=0)
     V = v0.repeat_interleave(S, dim=0)

@@ -1,0 +1,86 @@
+"""inrd.relaxations: rho_t (canonical = DDPM, IND, DDIM-like, constant, custom) and gamma_t (paper eqs. 19-21)."""
+
+import math
+
+import pytest
+import torch
+
+from inrd import relaxations as R
+from inrd import schedules as S
+
+
+def test_relaxations():
+    s = S.ddpm()
+    r = R.relaxation(s, "canonical")
+    assert math.isnan(r[0])
+    assert r[1] == 1.0  # sigma_0 = 0
+    betas = torch.linspace(1e-4, 0.02, 1000, dtype=torch.float64)
+    abar = torch.cumprod(1 - betas, 0)
+    # paper eq. (18)-(21): rho_t = beta_t / betabar_t with betabar_t = 1 - abar_t (variance preserving)
+    assert torch.allclose(r[1:], betas / (1 - abar), rtol=1e-10)
+    assert (R.relaxation(s, "ind")[1:] == 1).all()
+    assert torch.allclose(R.relaxation(s, "ddim")[1:], 1 - s[:-1] / s[1:])
+    assert (R.relaxation(s, 0.3)[1:] == 0.3).all()
+    custom = torch.linspace(0, 1, 1001, dtype=torch.float64)
+    assert torch.equal(R.relaxation(s, custom)[1:], custom[1:])
+
+
+
+def test_gammas_canonical_is_ddpm_posterior_std():
+    s = S.ddpm()
+    g = R.gammas(s, "canonical")
+    betas = torch.linspace(1e-4, 0.02, 1000, dtype=torch.float64)
+    abar = torch.cumprod(1 - betas, 0)
+    # paper eq. (19): gamma_{t-1}^2 = tilde beta_t / abar_{t-1}, here /4 for [0, 1] units, t = 2..T
+    tilde = (1 - abar[:-1]) / (1 - abar[1:]) * betas[1:]
+    assert torch.allclose(g[1:-1] ** 2, tilde / abar[:-1] / 4, rtol=1e-9)
+    assert g[-1] == s[-1]  # start: rho_{T+1} = 1
+    assert g[0] == 0
+    assert torch.equal(R.gammas(s, "ind"), torch.cat([torch.zeros(1, dtype=torch.float64), s[1:]]))
+    assert torch.all(R.gammas(s, "ddim")[1:-1] == 0)  # deterministic: rounding residue is not turned into noise
+
+
+
+def test_noise_level_is_preserved():
+    # eq. (20): sigma_{t-1}^2 = (1 - rho_t)^2 sigma_t^2 + gamma_{t-1}^2 for any admissible relaxation
+    s = S.geometric(30, 0.01, 10.0)
+    for rho in ("canonical", "ind", "ddim", 0.9):
+        r, g = R.relaxation(s, rho), R.gammas(s, rho)
+        lhs = s[1:-1] ** 2
+        rhs = (1 - r[2:]) ** 2 * s[2:] ** 2 + g[1:-1] ** 2
+        assert torch.allclose(lhs, rhs, rtol=1e-10)
+
+
+
+def test_gammas_with_start_noise():
+    s = S.geometric(10, 0.01, 1.0)
+    assert R.gammas(s, start_noise=0.6)[-1].item() == pytest.approx(0.8)
+    with pytest.raises(ValueError, match="start noise"):
+        R.gammas(s, start_noise=2.0)
+
+
+
+def test_bad_relaxations():
+    s = S.geometric(10, 0.01, 1.0)
+    with pytest.raises(ValueError, match="outside \\[0, 1\\]"):
+        R.relaxation(s, 1.5)
+    with pytest.raises(ValueError, match="outside \\[0, 1\\]"):
+        R.relaxation(s, -0.1)
+    with pytest.raises(ValueError, match="length T\\+1 = 11"):
+        R.relaxation(s, torch.ones(10))
+    with pytest.raises(ValueError, match="unknown relaxation"):
+        R.relaxation(s, "ddpm++")
+    # rho too small: names the first offending t and the smallest admissible rho there
+    ratio = (s[1] / s[2]).item()
+    with pytest.raises(ValueError, match=f"gamma_1\\^2 .* rho_2 = 0.1 .* >= 1 - sigma_1/sigma_2 = {1 - ratio:.6g}"):
+        R.gammas(s, 0.1)
+
+
+def test_bad_relaxation_and_start_noise_inputs():
+    s = S.geometric(5, 0.01, 1.0)
+    for rho in (None, True, "0.5x"):
+        with pytest.raises((TypeError, ValueError), match="rho|relaxation"):
+            R.relaxation(s, rho)
+    for start in (float("nan"), -1.0, float("inf")):
+        with pytest.raises(ValueError, match="start_noise .* finite number >= 0"):
+            R.gammas(s, "ind", start_noise=start)
