@@ -2,7 +2,7 @@
 levels (``a_1 = first``, ``a_n = 1000``, ``a_k`` spaced as ``((k - 1) / (n - 1))^power``;
 :func:`inrd.schedules.prune_indices`) with the lowest patch-SWD at a given number of network calls.
 
-    python benchmarks/search_spacing.py            # ~15 min of one CPU thread at the defaults; resumable
+    python benchmarks/search_spacing.py            # ~20 min of one CPU thread at the defaults; resumable
 
 The selection is kept apart from what ``benchmarks/quality_per_nfe.py`` then reports: it scores
 samples of other seeds (10, 11, 12 against 0, 1, 2) against real crops of the *floor* region (the
@@ -41,7 +41,7 @@ def main(argv=None) -> int:
     p.add_argument("--nfe", type=int, default=20, help="network calls = INRD steps (default 20)")
     p.add_argument("--rho", default="ddim", help="relaxation (default ddim)")
     p.add_argument("--clip", default="x0", choices=("none", "denoised", "x0"))
-    p.add_argument("--powers", type=float, nargs="+", default=[1.0, 1.5, 2.0, 2.5])
+    p.add_argument("--powers", type=float, nargs="+", default=[1.0, 1.5, 2.0, 2.5, 3.0, 3.5])
     p.add_argument("--firsts", type=int, nargs="+", default=[1, 10, 25, 50])
     p.add_argument("--seeds", type=int, nargs="+", default=[10, 11, 12])
     p.add_argument("--samples", type=int, default=64)

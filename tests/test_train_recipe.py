@@ -18,8 +18,8 @@ def test_stages_chain_resume_and_compare_hashes(tmp_path):
     train(plain / "b", iters=2, seed=1, lr_schedule="cosine", init_weights=plain / "a" / "inrd_small.safetensors",
           threads=1, progress=False, **{**TINY, "lr": 5e-4})
     sha_a, sha_b = file_sha256(plain / "a" / "inrd_small.safetensors"), file_sha256(plain / "b" / "inrd_small.safetensors")
-    stages = (Stage("a", {"iters": 2, "seed": 0, **TINY}, sha_a),
-              Stage("b", {"iters": 2, "seed": 1, "lr_schedule": "cosine", **{**TINY, "lr": 5e-4}}, "0" * 64))
+    stages = (Stage("a", iters=2, seed=0, lr_schedule="constant", sha256=sha_a, **TINY),
+              Stage("b", iters=2, seed=1, lr_schedule="cosine", sha256="0" * 64, **{**TINY, "lr": 5e-4}))
     r = run_recipe("inrd-small", tmp_path / "rec", progress=False, stages=stages)
     # training is deterministic on one thread: the recipe's first stage is the hand-made run bit for bit,
     # and the second starts from the first stage's weights (its sha256 is recorded as the init)

@@ -135,13 +135,15 @@ def parse_init(spec, shape, device, dtype, default_std: float = 0.0) -> tuple[Un
 def resolve(denoiser, opts, batch: int) -> SampleSettings:
     """Sampling settings from ``opts`` (any object with the fields of :class:`inrd.generate.SampleConfig`;
     ``None`` means the denoiser's :class:`SamplingDefaults`)."""
-    d = defaults_of(denoiser)
     steps = _positive_int("steps", opts.steps, MAX_STEPS)
+    d = defaults_of(denoiser)
+    if steps is not None and opts.schedule is None:  # the denoiser's own setting for that step count, if it has one
+        d = d.for_steps(steps)
     batch = _positive_int("batch", batch)
     size = _positive_int("size", opts.size) or d.size
     channels = _positive_int("channels", opts.channels) or d.channels
     schedule = opts.schedule or d.schedule
-    if opts.schedule is None and steps is None:  # the denoiser's own choice, step count included
+    if opts.schedule is None and opts.sigma_min is None and opts.sigma_max is None:  # the denoiser's own grid
         sigmas = d.sigmas()
     else:
         sigmas = build_schedule(schedule, steps, opts.sigma_min, opts.sigma_max, denoiser)

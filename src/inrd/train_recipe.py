@@ -11,9 +11,9 @@ curve of all stages is drawn into ``DIR/training_curve.png``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Literal, Optional
 
 from .io import ensure_writable_dir, save_figure
 from .train import STATE_NAME, train
@@ -25,22 +25,34 @@ __all__ = ["Stage", "INRD_SMALL", "RECIPES", "run_recipe", "describe", "plot_cur
 
 @dataclass(frozen=True)
 class Stage:
-    """One ``inrd train`` run of a recipe. ``options``: keyword arguments of :func:`inrd.train.train`
-    (``init_weights`` is set from the previous stage); ``sha256``: of the weights it exported when the
-    shipped file was made."""
+    """One ``inrd train`` run of a recipe: the options of :func:`inrd.train.train` it sets (a stage after
+    the first starts from the previous stage's weights, ``init_weights``) and the sha256 of the weights
+    it exported when the shipped file was made."""
 
     name: str
-    options: dict = field(default_factory=dict)
+    iters: int
+    seed: int
+    lr: float
+    warmup: int
+    lr_schedule: Literal["constant", "cosine"]
+    checkpoint_every: int
     sha256: Optional[str] = None
+    batch: int = 32
+    size: int = 32
+    channels: tuple[int, ...] = (32, 64, 64)
+
+    def options(self) -> dict:
+        """The keyword arguments of :func:`inrd.train.train` this stage sets."""
+        return {k: v for k, v in asdict(self).items() if k not in ("name", "sha256")}
 
 
 # Both stages on one CPU thread (a run is deterministic for a fixed thread count, MODEL_CARD.md).
 INRD_SMALL = (
-    Stage("base", {"iters": 3000, "seed": 0, "lr": 5e-4, "warmup": 200, "lr_schedule": "constant", "checkpoint_every": 250},
-          "fa20087307e8125305970ca4d6044f5584fb7cf21fb34bb281854af881377e8c"),
+    Stage("base", iters=3000, seed=0, lr=5e-4, warmup=200, lr_schedule="constant", checkpoint_every=250,
+          sha256="fa20087307e8125305970ca4d6044f5584fb7cf21fb34bb281854af881377e8c"),
     # fine-tune: fresh Adam from the base weights, cosine-decayed lr so that the weights settle
-    Stage("fine-tune", {"iters": 2000, "seed": 1, "lr": 2e-4, "warmup": 100, "lr_schedule": "cosine", "checkpoint_every": 200},
-          "2537d03ae0e9daef47259291dcbe946a9d8f52c4644bc1c96475844cb5e843b6"),
+    Stage("fine-tune", iters=2000, seed=1, lr=2e-4, warmup=100, lr_schedule="cosine", checkpoint_every=200,
+          sha256="2537d03ae0e9daef47259291dcbe946a9d8f52c4644bc1c96475844cb5e843b6"),
 )
 RECIPES = {"inrd-small": INRD_SMALL}
 
@@ -58,7 +70,7 @@ def run_recipe(name: str, out, threads: int = 1, progress: bool = True, stages: 
     results, init = [], None
     for stage in stages if stages is not None else RECIPES[name]:
         folder = out / stage.name
-        options = {**stage.options, **({"init_weights": init} if init is not None else {})}
+        options = {**stage.options(), **({"init_weights": init} if init is not None else {})}
         summary = train(folder, threads=threads, progress=progress, resume=(folder / STATE_NAME).is_file(), **options)
         init = folder / WEIGHTS_NAME
         sha = file_sha256(init)

@@ -47,8 +47,13 @@ def test_inrd_small_defaults_to_its_recorded_setting_on_its_training_grid(tmp_pa
     side = _sidecar(tmp_path)
     assert side["denoiser"] == "inrd-small" and side["rho"] == recorded["rho"] and side["clip"] == d.clip
     assert side["sigmas"] == expected.tolist()
-    side = _sidecar(tmp_path / "five", "--steps", "5")  # another step count: the training grid pruned by the same rule
-    assert side["sigmas"] == schedules.prune(grid, 5, power, first).tolist()
+    # another step count: its own recorded setting if it has one, else the same one with the grid pruned by the same rule
+    own = recorded.get("by_steps", {}).get("5")
+    five = own or {**recorded, "subgrid": None}
+    side = _sidecar(tmp_path / "five", "--steps", "5")
+    assert side["rho"] == five["rho"] and side["clip"] == five.get("clip", "none")
+    pruned = grid[[0, *five["subgrid"]]] if five.get("subgrid") else schedules.prune(grid, 5, five.get("power", 1.0), five.get("first"))
+    assert side["sigmas"] == pruned.tolist()
 
 
 @pytest.mark.parametrize("beta_schedule", ["linear", "squaredcos_cap_v2"])

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from inrd import schedules
-from inrd.denoisers.base import SamplingDefaults
+from inrd.denoisers.base import SamplingDefaults, StepSetting
 
 GRID = tuple(schedules.ddpm().tolist())
 
@@ -35,3 +35,15 @@ def test_bad_defaults_are_one_line_errors():
         SamplingDefaults(rho="ind", schedule="training", steps=4)
     with pytest.raises(ValueError, match="clip must be none, denoised or x0"):
         SamplingDefaults(rho="ind", schedule="geometric", steps=4, clip="yes")
+
+
+def test_a_step_count_with_a_setting_of_its_own_gets_it():
+    fifty = StepSetting(rho="canonical", clip="none", power=2.5, first=10)
+    d = SamplingDefaults(rho="ddim", schedule="training", steps=20, train_sigmas=GRID, power=2.5, first=10, clip="x0",
+                         by_steps=((50, fifty),))
+    assert d.for_steps(20) is d
+    d50 = d.for_steps(50)
+    assert (d50.rho, d50.clip, d50.steps) == ("canonical", "none", 50)
+    assert torch.equal(d50.sigmas(), schedules.ddpm()[schedules.prune_indices(1000, 50, 2.5, 10)])
+    d7 = d.for_steps(7)  # no setting of its own: the same relaxation and clip, the grid pruned by the same rule
+    assert (d7.rho, d7.clip) == ("ddim", "x0") and torch.equal(d7.sigmas(), schedules.ddpm()[schedules.prune_indices(1000, 7, 2.5, 10)])

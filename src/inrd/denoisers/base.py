@@ -19,12 +19,24 @@ import torch
 
 from .. import schedules
 
-__all__ = ["Denoiser", "SamplingDefaults", "ScheduleName", "defaults_of", "carry_attributes"]
+__all__ = ["Denoiser", "SamplingDefaults", "StepSetting", "ScheduleName", "defaults_of", "carry_attributes"]
 
 #: ``"training"`` is the network's own training grid (``train_sigmas``), pruned with ``schedules.prune``
 ScheduleName = Literal["training", "ddpm", "cosine", "affine", "geometric", "super-geometric", "karras"]
 RhoName = Union[Literal["canonical", "ind", "ddim"], float]
 ClipMode = Literal["none", "denoised", "x0"]
+
+
+@dataclass(frozen=True)
+class StepSetting:
+    """The best measured setting of a network for one step count: the fields of :class:`SamplingDefaults`
+    of the same names (``subgrid`` or ``power``/``first`` choose the grid)."""
+
+    rho: RhoName
+    clip: ClipMode = "none"
+    power: float = 1.0
+    first: Optional[int] = None
+    subgrid: Optional[tuple[int, ...]] = None
 
 
 @runtime_checkable
@@ -55,6 +67,8 @@ class SamplingDefaults:
             ``((k - 1) / (n - 1))^power`` in between; ``power = 1, first = None`` is diffusers' "trailing".
         clip: ``"none"`` (the paper's D), ``"denoised"`` (clip D(u) inside the relaxation) or ``"x0"``
             (diffusers' semantics: clip D(u) but keep the raw noise direction), see :func:`inrd.sample`.
+        by_steps: ``{n: StepSetting}``, other step counts with a setting of their own (what a user who
+            only changes ``--steps`` gets, :meth:`for_steps`).
     """
 
     rho: RhoName
@@ -71,6 +85,7 @@ class SamplingDefaults:
     power: float = 1.0
     first: Optional[int] = None
     clip: ClipMode = "none"
+    by_steps: tuple[tuple[int, StepSetting], ...] = ()
 
     def __post_init__(self):
         if isinstance(self.rho, str) and self.rho not in ("canonical", "ind", "ddim"):
@@ -88,13 +103,23 @@ class SamplingDefaults:
         """A copy with some fields changed (e.g. ``channels`` of a gray model)."""
         return replace(self, **changes)
 
+    def for_steps(self, steps: int) -> "SamplingDefaults":
+        """The defaults for ``steps`` INRD steps: the setting recorded for that count in ``by_steps`` if
+        any, else these with ``steps`` changed (the grid pruned by the same rule)."""
+        if steps == self.steps:
+            return self
+        own = dict(self.by_steps).get(int(steps))
+        if own is None:
+            return replace(self, steps=int(steps))
+        return replace(self, steps=int(steps), rho=own.rho, clip=own.clip, power=own.power, first=own.first, subgrid=own.subgrid)
+
     def sigmas(self, steps: Optional[int] = None) -> torch.Tensor:
         """The default schedule as an ascending float64 tensor sigma_0..sigma_T."""
         if self.schedule == "training":
             grid = torch.tensor(self.train_sigmas, dtype=torch.float64)
-            if self.subgrid is not None and steps in (None, len(self.subgrid)):
-                return grid[[0, *self.subgrid]]
             n, T = int(steps or self.steps), grid.numel() - 1
+            if self.subgrid is not None and n == len(self.subgrid):
+                return grid[[0, *self.subgrid]]
             first = None if self.first is None else min(self.first, max(1, T - n + 1))  # room for n levels
             return schedules.prune(grid, n, self.power, first)
         return schedules.make(self.schedule, int(steps or self.steps), self.sigma_min, self.sigma_max)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from ..schedules import ddpm_alphas_cumprod
 from ..weights import file_sha256
+from .base import StepSetting
 from .eps import EpsDenoiser, UNetEps, network_defaults
 
 __all__ = ["build", "make_unet", "unet_config", "BUNDLED", "read_checkpoint"]
@@ -137,7 +138,8 @@ def build(weights=None, device=None, timestep: str = "nearest", clamp: bool = Fa
         den, cfg["in_channels"], cfg["sample_size"], steps=int(sampling.get("steps", DEFAULT_STEPS)),
         rho=sampling.get("rho", "canonical"), subgrid=sampling.get("subgrid"), clip=sampling.get("clip", "none"),
         power=sampling.get("power", 1.0), first=sampling.get("first"),
-    )
+    ).with_(by_steps=tuple(sorted((int(n), StepSetting(**{**v, "subgrid": tuple(v["subgrid"]) if v.get("subgrid") else None}))
+                                  for n, v in sampling.get("by_steps", {}).items())))
     den.metadata = meta
     for p in den.parameters():
         p.requires_grad_(False)
