@@ -105,6 +105,15 @@ def read_checkpoint(weights=None) -> tuple[dict, dict]:
     return {k: v.float() for k, v in state.items()}, meta
 
 
+def _step_settings(by_steps: dict) -> tuple[tuple[int, StepSetting], ...]:
+    """The JSON's ``{"n": {rho, clip, power, first, subgrid}}`` as sorted ``(n, StepSetting)`` pairs."""
+    pairs = []
+    for n, v in by_steps.items():
+        sub = v.get("subgrid")
+        pairs.append((int(n), StepSetting(**{**v, "subgrid": tuple(sub) if sub else None})))
+    return tuple(sorted(pairs))
+
+
 def build(weights=None, device=None, timestep: str = "nearest", clamp: bool = False, **options) -> EpsDenoiser:
     """The inrd-small denoiser ``D(x, sigma)`` on (B, 1, 32, 32) grayscale images in [0, 1].
 
@@ -138,8 +147,7 @@ def build(weights=None, device=None, timestep: str = "nearest", clamp: bool = Fa
         den, cfg["in_channels"], cfg["sample_size"], steps=int(sampling.get("steps", DEFAULT_STEPS)),
         rho=sampling.get("rho", "canonical"), subgrid=sampling.get("subgrid"), clip=sampling.get("clip", "none"),
         power=sampling.get("power", 1.0), first=sampling.get("first"),
-    ).with_(by_steps=tuple(sorted((int(n), StepSetting(**{**v, "subgrid": tuple(v["subgrid"]) if v.get("subgrid") else None}))
-                                  for n, v in sampling.get("by_steps", {}).items())))
+    ).with_(by_steps=_step_settings(sampling.get("by_steps", {})))
     den.metadata = meta
     for p in den.parameters():
         p.requires_grad_(False)
