@@ -94,8 +94,8 @@ def float64_reference(cls, **kw):
     return ref
 
 
-def run(sched, n, seed=0, **kw):
-    sched.set_timesteps(n)
+def run(sched, n, seed=0, timesteps=None, **kw):
+    sched.set_timesteps(n) if timesteps is None else sched.set_timesteps(timesteps=timesteps)
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(2, 3, 4, 4, generator=g, dtype=torch.float64)
     bound = 0.0
@@ -117,6 +117,18 @@ def test_canonical_is_ddpm_in_float64(n):
     # adds 1e-10 Z to the final sample (|Z| <= 6 here); INRD's gamma_0 is 0
     assert (x - ref).abs().max().item() <= bound + 6e-10
     assert ref.std() > 0.1  # a non-trivial sample (the data std is sqrt(0.3))
+
+
+def test_power_spacing_is_ddpm_on_the_same_custom_timesteps():
+    from inrd.schedules import prune_indices
+
+    inrd = INRDScheduler(rho="canonical", timestep_power=2.5, timestep_first=10)
+    x, bound = run(inrd, 20)
+    idx = prune_indices(1000, 20, 2.5, 10)
+    assert torch.equal(inrd.timesteps, (idx[1:] - 1).flip(0))  # network timesteps a_k - 1, from the top
+    ref, _ = run(float64_reference(diffusers.DDPMScheduler), None, timesteps=inrd.timesteps.tolist())
+    assert (x - ref).abs().max().item() <= bound + 6e-10  # as above: DDPM's 1e-20 variance floor at the last step
+    assert ref.std() > 0.1
 
 
 @pytest.mark.parametrize("n", [1000, 50, 10])  # DDIM steps back by T // n: on the trailing grid only when n divides T
@@ -325,6 +337,8 @@ def test_add_noise_is_the_forward_process():
         (lambda: INRDScheduler(rho=1.5), "outside"),
         (lambda: INRDScheduler(rho=0.01).set_timesteps(50), r"gamma_\d+\^2 .* < 0"),
         (lambda: INRDScheduler().set_timesteps(1001), "steps must be an integer in 1..T"),
+        (lambda: INRDScheduler(timestep_power=0.0).set_timesteps(20), "power must be a finite number > 0"),
+        (lambda: INRDScheduler(timestep_first=995).set_timesteps(20), "first must be an integer in 1..T - steps"),
         (lambda: INRDScheduler(rho=[0.5] * 4).set_timesteps(5), "length T\\+1 = 6"),
         (lambda: INRDScheduler(prediction_type="flow"), "unknown prediction_type"),
         (lambda: INRDScheduler(beta_schedule="exotic"), "unknown beta_schedule"),

@@ -94,6 +94,9 @@ class INRDScheduler(SchedulerMixin, ConfigMixin):
             in [0, 1], or a per-step tensor of length ``n + 1`` for ``set_timesteps(n)`` (``rho[k]`` for
             pruned level k = 1..n; ``rho[0]`` unused).
         clip_sample, clip_sample_range, use_clipped_model_output: clip ``D(u)``; see the module docstring.
+        timestep_power, timestep_first: the spacing of the pruned grid (:func:`inrd.schedules.prune_indices`):
+            levels ``a_1 = timestep_first``, ``a_n = T`` and ``a_k`` spaced as ``((k - 1) / (n - 1))^power``;
+            the defaults (1.0, None) are diffusers' "trailing" spacing, power > 1 puts more steps at low noise.
         thresholding, rescale_betas_zero_snr: not supported (a ``True`` from a config raises ValueError).
     """
 
@@ -113,6 +116,8 @@ class INRDScheduler(SchedulerMixin, ConfigMixin):
         clip_sample: bool = False,
         clip_sample_range: float = 1.0,
         use_clipped_model_output: bool = False,
+        timestep_power: float = 1.0,
+        timestep_first: Optional[int] = None,
         thresholding: bool = False,
         rescale_betas_zero_snr: bool = False,
     ):
@@ -143,11 +148,11 @@ class INRDScheduler(SchedulerMixin, ConfigMixin):
     # ------------------------------------------------------------------------------------------------
 
     def set_timesteps(self, num_inference_steps: int, device: Union[str, torch.device, None] = None) -> None:
-        """Prune the T training levels to ``n = num_inference_steps`` (:func:`inrd.schedules.prune`,
-        diffusers' "trailing" spacing) and compute rho_k, gamma_k on that grid (errors: ValueError)."""
+        """Prune the T training levels to ``n = num_inference_steps`` (:func:`inrd.schedules.prune_indices`,
+        by default diffusers' "trailing" spacing) and compute rho_k, gamma_k on that grid (errors: ValueError)."""
         T = self.config.num_train_timesteps
-        idx = schedules.prune_indices(T, num_inference_steps)  # a_0 = 0 < a_1 < ... < a_n = T
-        sigmas = schedules.prune(self.sigmas_train, num_inference_steps)  # sigma'_k = sigma_{a_k}
+        idx = schedules.prune_indices(T, num_inference_steps, self.config.timestep_power, self.config.timestep_first)
+        sigmas = self.sigmas_train[idx]  # sigma'_k = sigma_{a_k}
         rho = self.config.rho
         rho = torch.tensor([math.nan] + rho[1:], dtype=torch.float64) if isinstance(rho, list) else rho
         try:
