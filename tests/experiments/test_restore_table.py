@@ -15,7 +15,9 @@ def test_restore_table_tiny_and_resumable(tmp_path):
     assert set(rows) == {"deblur|camera", "denoise|camera"}
     for row in rows.values():
         assert set(row) == {"observed", "tikhonov-discrepancy", "hqs", "deepinv-dpir"}
-        assert all(0 < row[m]["ssim"] <= 1 and row[m]["seconds"] >= 0 for m in kw["methods"])
+        assert all(0 < row[m]["ssim"] <= 1 for m in kw["methods"])
+        recorded = [row[m].get("seconds") for m in kw["methods"]]  # each method's cost is logged (never compared)
+        assert None not in recorded and min(recorded) >= 0
         assert row["hqs"]["psnr"] > row["observed"]["psnr"]
     for task, s in r["summary"].items():  # means computed from the rows (one image: equal)
         assert s["hqs"]["psnr"] == pytest.approx(rows[f"{task}|camera"]["hqs"]["psnr"])
