@@ -36,6 +36,8 @@ class SampleConfig:
     steps: Optional[int] = None
     sigma_min: Optional[float] = None
     sigma_max: Optional[float] = None
+    power: Optional[float] = None  # spacing of a pruned grid, see inrd.schedules.prune_indices
+    first: Optional[int] = None  # its lowest kept level a_1
     rho: Union[str, float, None] = None  # canonical | ind | ddim | a number
     clip: Optional[str] = None  # none | denoised | x0, see inrd.sampler.Clip
     init: Optional[str] = None  # "0.5", "gaussian:STD[:MEAN]" or an image file

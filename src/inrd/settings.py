@@ -62,9 +62,11 @@ def _positive_int(name: str, value, upper: Optional[int] = None) -> Optional[int
     return int(value)
 
 
-def build_schedule(spec: str, steps: Optional[int], sigma_min, sigma_max, denoiser=None) -> torch.Tensor:
+def build_schedule(spec: str, steps: Optional[int], sigma_min, sigma_max, denoiser=None,
+                   power: Optional[float] = None, first: Optional[int] = None) -> torch.Tensor:
     """A named schedule (see :data:`inrd.schedules.SCHEDULES`), ``"training"`` (the denoiser's own grid) or a
-    text file of sigmas. Grids (ddpm, cosine, a file) are pruned to ``steps`` when given; the parametric
+    text file of sigmas. Grids (ddpm, cosine, a file) are pruned to ``steps`` when given, spaced by ``power``
+    and ``first`` (:func:`inrd.schedules.prune_indices`; None: diffusers' trailing spacing); the parametric
     schedules span [sigma_min, sigma_max], by default the denoiser's trained range when it is finite.
     A diffusion network (one with a training grid) cannot leave its trained range: grids are cut at its top
     and any level outside it is refused here, before any network call. Other denoisers may extrapolate."""
@@ -72,17 +74,26 @@ def build_schedule(spec: str, steps: Optional[int], sigma_min, sigma_max, denois
     lo, hi = getattr(denoiser, "sigma_range", (0.0, float("inf")))
     strict = d is not None and d.train_sigmas is not None
     key = "training" if spec.strip().lower() == "training" else (schedules.schedule_name(spec) or spec)
+    spaced = power is not None or first is not None
+    spacing = (1.0 if power is None else float(power), first)
+    parametric = key in schedules.SCHEDULES and key not in ("ddpm", "cosine")
+    if spaced and (parametric or (steps is None and key != "training")):
+        raise ValueError(f"--power/--first space a grid pruned to --steps (training, ddpm, cosine or a file of sigmas), "
+                         f"not {spec!r}" + ("" if parametric else " without --steps") + ".")
     if key == "training":
         if d is None or d.train_sigmas is None:
             raise ValueError(f"{type(denoiser).__name__} has no training grid; choose a named schedule or a file of sigmas.")
-        sigmas = d.with_(schedule="training").sigmas(steps)
+        own = d.with_(schedule="training")
+        if spaced:
+            own = own.with_(power=d.power if power is None else float(power), first=d.first if first is None else first, subgrid=None)
+        sigmas = own.sigmas(steps)
     elif key in schedules.SCHEDULES:
         if key in ("ddpm", "cosine"):
             sigmas = schedules.make(key, None)
             top = sigma_max if sigma_max is not None else (hi if strict else None)
             if top is not None:  # a grid is cut at the top of the range, then pruned
                 sigmas = sigmas[sigmas <= top * (1 + 1e-9)]
-            sigmas = sigmas if steps is None else schedules.prune(sigmas, steps)
+            sigmas = sigmas if steps is None else schedules.prune(sigmas, steps, *spacing)
         else:
             own = d is not None and d.schedule == key
             pick = lambda given, mine, edge: given if given is not None else (mine if own and mine is not None else edge)  # noqa: E731
@@ -91,7 +102,7 @@ def build_schedule(spec: str, steps: Optional[int], sigma_min, sigma_max, denois
             sigmas = schedules.make(key, steps, sigma_min, sigma_max)
     elif Path(spec).is_file():
         sigmas = schedules.load_sigmas(spec)
-        sigmas = sigmas if steps is None else schedules.prune(sigmas, steps)
+        sigmas = sigmas if steps is None else schedules.prune(sigmas, steps, *spacing)
     else:
         raise ValueError(f"unknown schedule {spec!r}: choose training, {', '.join(schedules.SCHEDULES)} or a text file of sigmas.")
     positive = sigmas[sigmas > 0]
@@ -139,14 +150,18 @@ def resolve(denoiser, opts, batch: int) -> SampleSettings:
     d = defaults_of(denoiser)
     if steps is not None and opts.schedule is None:  # the denoiser's own setting for that step count, if it has one
         d = d.for_steps(steps)
+    power, first = getattr(opts, "power", None), getattr(opts, "first", None)
+    if (power is not None or first is not None) and d.schedule == "training":  # the user's spacing of the training grid
+        d = d.with_(power=d.power if power is None else float(power), first=d.first if first is None else int(first), subgrid=None)
     batch = _positive_int("batch", batch)
     size = _positive_int("size", opts.size) or d.size
     channels = _positive_int("channels", opts.channels) or d.channels
     schedule = opts.schedule or d.schedule
-    if opts.schedule is None and opts.sigma_min is None and opts.sigma_max is None:  # the denoiser's own grid
-        sigmas = d.sigmas()
+    own = opts.schedule is None or (d.schedule == "training" and opts.schedule.strip().lower() == "training")
+    if own and opts.sigma_min is None and opts.sigma_max is None and (d.schedule == "training" or (power is None and first is None)):
+        sigmas = d.sigmas(steps)  # the denoiser's own grid
     else:
-        sigmas = build_schedule(schedule, steps, opts.sigma_min, opts.sigma_max, denoiser)
+        sigmas = build_schedule(schedule, steps, opts.sigma_min, opts.sigma_max, denoiser, power, first)
     rho = opts.rho if opts.rho is not None else d.rho
     try:
         rho = float(rho)

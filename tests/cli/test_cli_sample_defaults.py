@@ -169,3 +169,19 @@ def test_divergence_is_one_line_and_writes_no_images(tmp_path, capsys, monkeypat
     err = capsys.readouterr().err.strip()
     assert "diverged at step t=" in err and "Nothing sampled was written" in err and "\n" not in err
     assert [p.name for p in out.glob("*.png")] == ["stability.png"]
+
+
+def test_power_and_first_space_a_pruned_grid(tmp_path, capsys):
+    ddpm = schedules.ddpm()
+    side = _sidecar(tmp_path / "ddpm", "--schedule", "ddpm", "--steps", "12", "--power", "2", "--first", "3")
+    assert side["sigmas"] == schedules.prune(ddpm, 12, 2.0, 3).tolist()
+    assert side["config"]["power"] == 2.0 and side["config"]["first"] == 3
+    # the training grid: a user's power keeps the denoiser's own a_1 unless --first is given too
+    d = load("inrd-small").sampling_defaults
+    side = _sidecar(tmp_path / "training", "--steps", "30", "--power", "3")
+    assert side["sigmas"] == schedules.prune(ddpm, 30, 3.0, d.first).tolist()
+    for argv, match in ((["--schedule", "geometric", "--power", "2"], "not 'geometric'"),
+                        (["--schedule", "ddpm", "--first", "2"], "without --steps")):
+        assert main(["sample", "--batch", "1", "--no-progress", "--out", str(tmp_path / "bad"), *argv]) == 2
+        err = capsys.readouterr().err.strip()
+        assert "--power/--first space a grid" in err and match in err and "\n" not in err

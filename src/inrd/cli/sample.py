@@ -25,6 +25,9 @@ def add_sampling_arguments(p) -> None:
     p.add_argument("--steps", type=int, help="number of steps (grids and files are pruned)")
     p.add_argument("--sigma-min", type=float, help="smallest noise level ([0, 1] units) of parametric schedules")
     p.add_argument("--sigma-max", type=float, help="largest noise level of parametric schedules; ddpm/cosine are cut there")
+    p.add_argument("--power", type=float, help="spacing of a pruned grid (training, ddpm, cosine, a file): levels a_k spaced as "
+                   "((k-1)/(n-1))^POWER from --first to the top; 1 with no --first: diffusers' trailing (default: the denoiser's)")
+    p.add_argument("--first", type=int, help="lowest kept level a_1 (1-based index in the grid) of a pruned grid")
     p.add_argument("--rho", "--relax", dest="rho", type=_rho,
                    help="relaxation: canonical | ind | ddim | a number in [0, 1] (default: the denoiser's)")
     p.add_argument("--clip", choices=("none", "denoised", "x0"),
@@ -62,7 +65,7 @@ def register(sub) -> None:
 def run(args) -> int:
     cfg = SampleConfig(
         denoiser=args.denoiser, weights=args.weights, schedule=args.schedule, steps=args.steps,
-        sigma_min=args.sigma_min, sigma_max=args.sigma_max, rho=args.rho, clip=args.clip, init=args.init,
+        sigma_min=args.sigma_min, sigma_max=args.sigma_max, power=args.power, first=args.first, rho=args.rho, clip=args.clip, init=args.init,
         batch=args.batch, size=args.size, channels=args.channels, seed=args.seed, device=args.device,
         dtype=args.dtype, snapshots=args.snapshots, progress=args.progress, fast=args.fast, chunk=args.chunk,
         compile=not args.no_compile, display=args.display,

@@ -89,7 +89,7 @@ def run(args) -> int:
     device = rank_device(args.device)
     cfg = SampleConfig(
         denoiser=args.denoiser, weights=args.weights, schedule=args.schedule, steps=args.steps, sigma_min=args.sigma_min,
-        sigma_max=args.sigma_max, rho=args.rho, clip=args.clip, init=args.init, batch=args.batch, size=args.size,
+        sigma_max=args.sigma_max, power=args.power, first=args.first, rho=args.rho, clip=args.clip, init=args.init, batch=args.batch, size=args.size,
         channels=args.channels, seed=args.seed, device=str(device), dtype=args.dtype, fast=args.fast, chunk=args.chunk,
     )
     name, weights = denoisers.resolve(cfg.denoiser, cfg.weights)
