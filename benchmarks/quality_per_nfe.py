@@ -30,7 +30,9 @@ of steps is chosen so that the calls do not exceed the budget, and the true coun
 Quality (:func:`inrd.experiments.quality.sample_quality`, 32 samples of 32x32 against 32 held-out
 crops): patch-SWD, radial-spectrum distance (and its top-frequency band), pixel W1, pixel std ratio,
 out-of-range fraction; each with its real-vs-real floor over 5 draws (crops of the held-out ``floor``
-region), and the same numbers for real crops of the *training* region, the law the network learned. Each (sampler, NFE, seed) result
+region), and the same numbers for real crops of the *training* region, the law the network learned; and
+mode coverage (:mod:`inrd.experiments.texture_classes`): the share of samples whose texture is
+ambiguous and the largest gap of a texture's share from 1/3, with the same real rows. Each (sampler, NFE, seed) result
 is cached as one JSON file under ``--out/runs`` (written atomically), so a killed run resumes where it
 stopped; ``quality_per_nfe.json`` and ``quality_per_nfe.md`` (the table: mean +- sd over seeds) are
 rewritten at the end.
@@ -52,6 +54,7 @@ from inrd import io, sample
 from inrd import schedules as S
 from inrd.denoisers.small import BUNDLED, build
 from inrd.experiments.quality import real_crops, real_floors, sample_quality
+from inrd.experiments.texture_classes import fit_texture_classifier, texture_coverage
 from inrd.gaussian import Spectrum, best_subgrid
 
 NFES = (5, 10, 20, 50)
@@ -178,7 +181,9 @@ def best_inrd(results: dict, grids: dict, nfes, tie: float = 0.0006) -> dict:
 def table(results: dict, floors: dict, nfes, trained: dict) -> str:
     keys = [("swd", "patch-SWD", 4), ("spectrum", "spectrum distance (RMS log10 power)", 3),
             ("spectrum_high", "top-band log10 power ratio (negative: missing fine detail)", 3),
-            ("pixel_w1", "pixel W1", 4), ("std_ratio", "pixel std / data std (raw samples)", 2)]
+            ("pixel_w1", "pixel W1", 4), ("std_ratio", "pixel std / data std (raw samples)", 2),
+            ("ambiguous", "share of samples of ambiguous texture (top class probability < 0.9)", 2),
+            ("max_share_gap", "largest gap of a texture's share from 1/3", 2)]
     lines = []
     for key, label, d in keys:
         f, t = floors[key], trained[key]
@@ -194,7 +199,10 @@ def table(results: dict, floors: dict, nfes, trained: dict) -> str:
                 if not rs:
                     cells.append("-")
                     continue
-                v = np.array([r[key] for r in rs])
+                v = np.array([r[key] for r in rs if key in r])
+                if not v.size:  # a result cached before this metric existed
+                    cells.append("-")
+                    continue
                 calls = {r["nfe"] for r in rs}
                 tag = "" if calls == {n} else f" ({'/'.join(str(c) for c in sorted(calls))})"
                 cells.append(f"{v.mean():.{d}f} +- {v.std(ddof=1) if len(v) > 1 else 0:.{d}f}{tag}")
@@ -227,6 +235,13 @@ def main(argv=None) -> int:
     ref = real_crops("ref", a.samples)
     floors = real_floors(ref, a.samples)
     trained = real_floors(ref, a.samples, part="train")
+    classifier = fit_texture_classifier()
+    coverage = lambda x: {k: v for k, v in texture_coverage(x, classifier).items() if k != "shares"}  # noqa: E731
+    for part, stats in (("floor", floors), ("train", trained)):  # the same draws as real_floors
+        draws = [coverage(real_crops(part, a.samples, 32, 2000 + i)) for i in range(5)]
+        for key in ("ambiguous", "max_share_gap"):
+            v = np.array([d[key] for d in draws])
+            stats[key] = {"mean": float(v.mean()), "std": float(v.std(ddof=1)), "draws": v.tolist()}
     grids = {**subgrids(out, a.nfe), "power": {"power": a.power, "first": a.first}}
     names = [inrd_name(*c) for c in INRD] + list(DIFFUSERS)
     results = {}
@@ -236,11 +251,13 @@ def main(argv=None) -> int:
             for seed in a.seeds:
                 rule = f"_p{a.power}_f{a.first}" if " power" in name else ""  # another spacing rule is another sampler
                 f = out / "runs" / f"{name.replace(' ', '_').replace('=', '-')}{rule}_{n}_{seed}_{sha[:12]}.json"
-                if f.is_file():
-                    r = json.loads(f.read_text())
-                elif a.report_only or (a.only and not any(o in name for o in a.only)):
+                cached = json.loads(f.read_text()) if f.is_file() else None
+                mine = not a.report_only and (not a.only or any(o in name for o in a.only))
+                if cached is not None and ("ambiguous" in cached or not mine):
+                    r = cached
+                elif not mine:
                     continue
-                else:
+                else:  # a new result, or a cached one from before mode coverage: sampling is deterministic, so rerun it
                     counter.calls = 0
                     t0 = time.process_time()
                     with torch.no_grad():
@@ -250,7 +267,9 @@ def main(argv=None) -> int:
                         else:
                             x = run_diffusers(counter, counter, name, n, seed, a.samples)
                     r = {"sampler": name, "nfe_budget": n, "nfe": counter.calls, "seed": seed, "weights_sha256": sha,
-                         "cpu_seconds": round(time.process_time() - t0, 1), **sample_quality(x, ref)}
+                         "cpu_seconds": round(time.process_time() - t0, 1), **sample_quality(x, ref), **coverage(x)}
+                    if cached is not None and cached["swd"] != r["swd"]:
+                        print(f"warning: {f.name} was not reproduced: patch-SWD {r['swd']} now, {cached['swd']} cached", flush=True)
                     io.write_json(f, r)
                     print(f"{name} {n} NFE seed {seed}: SWD {r['swd']:.4f} spectrum {r['spectrum']:.3f} W1 {r['pixel_w1']:.4f} "
                           f"std {r['std_ratio']:.2f} ({r['cpu_seconds']} s)", flush=True)

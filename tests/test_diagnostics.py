@@ -1,9 +1,13 @@
+import json
+import math
+
 import pytest
 import torch
 
 import inrd
 from inrd import schedules as S
-from inrd.diagnostics import StabilityRecorder, noise_level
+from inrd.diagnostics import StabilityRecorder, content_corrected, noise_level
+from inrd.sampler import Step
 
 
 @pytest.mark.parametrize("sigma", [0.01, 0.1, 1.0])
@@ -20,6 +24,94 @@ def test_noise_level_ignores_smooth_content():
     assert noise_level(ramp).item() < 1e-6  # a linear ramp has zero diagonal Haar detail
 
 
+def _lowpass(z, width):
+    """Gaussian low-pass of a periodic field, ``width`` in pixels."""
+    f = torch.fft.fftfreq(z.shape[-1], dtype=torch.float64)
+    gain = torch.exp(-(f[:, None] ** 2 + f[None, :] ** 2) * (2 * math.pi * width) ** 2 / 2)
+    return torch.fft.ifft2(torch.fft.fft2(z) * gain).real
+
+
+def _textured_image(seed, size=256):
+    """[0, 1] image: a ramp, regions with sharp-ish edges (amplitude 0.3) and a fine correlated texture
+    (std 0.03): its own HH level is about 0.013, 1.3 grey levels in 8 bits."""
+    g = torch.Generator().manual_seed(seed)
+    blobs = _lowpass(torch.randn(1, 1, size, size, generator=g, dtype=torch.float64), 8)
+    fine = _lowpass(torch.randn(1, 1, size, size, generator=g, dtype=torch.float64), 0.7)
+    ramp = torch.linspace(0, 0.2, size, dtype=torch.float64).expand(1, 1, size, size)
+    return 0.4 + ramp + 0.3 * torch.tanh(4 * blobs / blobs.std()) + 0.03 * fine / fine.std()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_content_correction_recovers_known_noise_on_texture(seed):
+    x = _textured_image(seed)
+    c = noise_level(x).item()
+    assert 0.01 < c < 0.016
+    g = torch.Generator().manual_seed(100 + seed)
+    z = torch.randn(x.shape, generator=g, dtype=torch.float64)
+    # Tolerance: 16384 HH coefficients give each MAD a relative std of 1.17/128 = 0.9 %; the correction
+    # amplifies it by sqrt(level^4 + c^4) / s^2 <= sqrt(5) at s >= c, so 2 % std at s = c. Measured over 10
+    # images: corrected / s in [0.983, 1.031] for every s below. 0.06 is 3 std at s = c.
+    tol = 0.06
+    for k in (1, 1.5, 2, 4, 8):
+        s = k * c
+        level = noise_level(x + s * z).item()
+        assert content_corrected(level, c) / s == pytest.approx(1, abs=tol), k
+        raw_bias = level / s - 1
+        if k == 1:  # the plain estimate is sqrt(2) s there (noise and content in quadrature): the test can fail
+            assert raw_bias > 0.35
+        if k <= 2:
+            assert raw_bias > tol
+    assert content_corrected(torch.tensor([0.05, 0.01]), torch.tensor([0.03, 0.02])).tolist() == pytest.approx([0.04, 0.0])
+
+
+def _hh_std(var_per_frequency, size):
+    """Std of the HH coefficients of a stationary field whose orthonormal-DFT variances are given (fft2
+    order): HH = (a - b - c + d) / 2 has |H(f)|^2 = 4 sin^2(pi fx) sin^2(pi fy)."""
+    f = torch.fft.fftfreq(size, dtype=torch.float64)
+    h2 = 4 * torch.sin(math.pi * f)[:, None] ** 2 * torch.sin(math.pi * f)[None, :] ** 2
+    return math.sqrt(float((torch.as_tensor(var_per_frequency).reshape(size, size) * h2).sum()) / size**2)
+
+
+@pytest.mark.parametrize("rho", ["canonical", "ddim"])
+def test_summary_with_exact_gaussian_denoiser(rho):
+    from inrd.gaussian import Spectrum
+
+    # a 1/f^2 Gaussian texture, std 0.06: its samples' HH level (~0.02) lies inside the schedule
+    spectrum = Spectrum.power_law(64, alpha=2.0, std=0.06)
+    sigmas = S.geometric(12, 0.005, 2.0)
+    rec = StabilityRecorder()
+    inrd.sample(spectrum.denoiser(), sigmas, rho, shape=(8, 1, 64, 64), seed=0, callback=rec, dtype=torch.float64)
+    s = rec.summary()
+    # the content level is what it claims: the HH std of V_0, whose exact law is known here
+    assert s["content_level"] == pytest.approx(_hh_std(spectrum.law(sigmas, rho).var, 64), rel=0.05)
+    # the 3 levels below it (0.005, 0.0086, 0.0149) are excluded, the 9 others kept
+    assert s["steps_recorded"] == 12 and s["steps_excluded"] == 3
+    assert s["steps_excluded"] == sum(float(v) < s["content_level_range"][0] for v in sigmas[1:])
+    # The exact denoiser keeps the intended noise: the corrected ratio is 1 up to the estimator's error
+    # (1024 HH coefficients: 3.7 % per image, 1.3 % over 8, x sqrt(5) at sigma = c: 2.9 %). Measured over
+    # 6 seeds each: [0.958, 1.026] canonical, [0.983, 1.030] ddim. The raw ratio reads 4 at sigma = 0.005.
+    assert 0.92 < s["noise_in_over_sigma_min"] <= s["noise_in_over_sigma_max"] < 1.08
+    assert s["noise_in_over_sigma_raw_max"] > 3
+
+
+def test_summary_with_the_bundled_model():
+    from inrd.denoisers import load
+
+    D = load("inrd-small")
+    d = D.sampling_defaults
+    rec = StabilityRecorder()
+    with torch.no_grad():  # canonical INRD: fresh noise at every step, the setting the variance rule describes
+        inrd.sample(D, d.sigmas(), "canonical", shape=(8, d.channels, d.size, d.size), seed=0, clip=d.clip, callback=rec)
+    s = rec.summary()
+    # Band: 256 HH coefficients per 32x32 image (MAD std 7.3 % per image), amplified up to sqrt(5) at
+    # sigma = c with few images left at the lowest levels, plus the +11 % residual of the correction on this
+    # model's samples at sigma = 0.022 (see content_corrected). Measured over 8 seeds: [0.937, 1.198], raw
+    # max 1.55-1.94.
+    assert 0.85 < s["noise_in_over_sigma_min"] <= s["noise_in_over_sigma_max"] < 1.3
+    assert s["noise_in_over_sigma_raw_max"] > 1.5
+    assert 0.005 < s["content_level"] < 0.06 and s["steps_excluded"] == 0 and s["images_excluded"] > 0
+
+
 def test_recorder_follows_the_schedule():
     sigmas = S.geometric(20, 0.01, 0.5)
     rec = StabilityRecorder()
@@ -29,4 +121,36 @@ def test_recorder_follows_the_schedule():
     first = rec.rows[0]
     assert first["noise_in"] == pytest.approx(0.5, rel=0.1)  # V_T + sigma_T Z from a constant start
     assert all(r["expected_out"] == 0 for r in rec.rows)  # rho = 1: nothing should be left
-    assert rec.summary()["noise_in_over_sigma_max"] > 1.5  # the identity leaves all noise in: unstable
+    s = rec.summary()
+    assert s["noise_in_over_sigma_raw_max"] > 1.5  # the identity leaves all noise in: unstable
+    # V_0 holds the accumulated noise (sqrt(sum sigma_t^2) ~ 0.88), which the correction takes for content:
+    # every level is below it, so no corrected ratio is claimed
+    total = math.sqrt(float((sigmas[1:] ** 2).sum()))
+    assert s["content_level"] == pytest.approx(total, rel=0.1)
+    assert s["steps_excluded"] == 20 and s["noise_in_over_sigma_min"] is None and s["noise_in_over_sigma_max"] is None
+
+
+def test_summary_before_the_last_step_has_no_correction():
+    rec = StabilityRecorder()
+    g = torch.Generator().manual_seed(0)
+    for t, sigma in ((3, 0.2), (2, 0.1)):  # a run stopped (diverged) before t = 1: there is no V_0
+        x = 0.5 + 0.05 * torch.randn(2, 1, 32, 32, generator=g)
+        rec(Step(t=t, sigma=sigma, rho=1.0, gamma=sigma, x=x, noisy=x + sigma * torch.randn(x.shape, generator=g), denoised=x))
+    s = rec.summary()
+    assert s["noise_in_over_sigma_min"] is None and s["content_level"] is None and s["steps_excluded"] is None
+    assert s["noise_in_over_sigma_raw_min"] == pytest.approx(1, abs=0.15)  # the raw ratio is still there
+
+
+def test_cli_prints_one_stability_line_with_both_ratios(tmp_path, capsys):
+    from inrd.cli import main
+
+    out = tmp_path / "o"
+    assert main(["sample", "--size", "16", "--steps", "3", "--batch", "2", "--no-progress", "--out", str(out)]) == 0
+    lines = [x for x in capsys.readouterr().out.splitlines() if x.startswith("stability:")]
+    assert len(lines) == 1
+    s = json.loads((out / "grid.json").read_text())["stability"]["summary"]
+    lo, hi = s["noise_in_over_sigma_min"], s["noise_in_over_sigma_max"]
+    corrected = "n/a" if lo is None else f"[{lo:.2f}, {hi:.2f}]"
+    assert f"content-corrected {corrected} " in lines[0]
+    assert f"(raw [{s['noise_in_over_sigma_raw_min']:.2f}, {s['noise_in_over_sigma_raw_max']:.2f}]; content level" in lines[0]
+    assert f"{s['steps_excluded']}/3 steps, {s['images_excluded']}/6 step-images" in lines[0]

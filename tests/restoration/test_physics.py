@@ -38,6 +38,9 @@ def test_kernel_files_and_sum(tmp_path):
     (tmp_path / "bad.txt").write_text("1 2\n3 nan\n")
     with pytest.raises(ValueError, match="NaN"):
         R.load_kernel(tmp_path / "bad.txt")
+    (tmp_path / "ragged.txt").write_text("1 2\n3\n")
+    with pytest.raises(ValueError, match="rows of different lengths"):
+        R.load_kernel(tmp_path / "ragged.txt")
     with pytest.raises(ValueError, match="neither"):
         R.load_kernel(tmp_path / "missing.npy")
     with pytest.raises(ValueError, match="all zeros"):

@@ -79,8 +79,13 @@ def run(args) -> int:
         f"{params['batch']} samples with {params['denoiser']}, {params['schedule']} {params['steps']} steps, "
         f"rho={params['rho']}, init={params['init']}: {params['timing']['seconds']:.1f} s -> {args.out}/grid.png"
     )
-    print(
-        f"stability: estimated/intended noise in [{summ['noise_in_over_sigma_min']:.2f}, {summ['noise_in_over_sigma_max']:.2f}], "
-        f"final std {summ['final_std']:.3f}" + (" (collapsed to the mean value)" if summ["collapsed_to_mean"] else "")
+    rng = lambda lo, hi: "n/a" if lo is None else f"[{lo:.2f}, {hi:.2f}]"  # noqa: E731
+    print(  # one line; the corrected ratio removes the content's own HH level (inrd.diagnostics.StabilityRecorder.summary)
+        f"stability: estimated/intended noise, content-corrected {rng(summ['noise_in_over_sigma_min'], summ['noise_in_over_sigma_max'])} "
+        f"(raw {rng(summ['noise_in_over_sigma_raw_min'], summ['noise_in_over_sigma_raw_max'])}"
+        + ("" if summ["content_level"] is None else f"; content level {summ['content_level']:.3f}, "
+           f"excluded below it: {summ['steps_excluded']}/{summ['steps_recorded']} steps, "
+           f"{summ['images_excluded']}/{summ['steps_recorded'] * params['batch']} step-images")
+        + f"), final std {summ['final_std']:.3f}" + (" (collapsed to the mean value)" if summ["collapsed_to_mean"] else "")
     )
     return 0

@@ -79,6 +79,10 @@ def load_kernel(spec, max_size: Optional[tuple[int, int]] = None) -> torch.Tenso
             raise ValueError(f"kernel {spec!r} is neither 'gaussian:STD' nor an existing .npy / .txt file.")
         try:
             k = torch.as_tensor(np.load(p) if p.suffix.lower() == ".npy" else np.loadtxt(p, ndmin=2), dtype=torch.float64)
+        except ValueError as e:
+            if "number of columns changed" in str(e):  # numpy's own hint (usecols) does not fit a kernel
+                raise ValueError(f"kernel file {p}: rows of different lengths; every row of a kernel needs the same number of values.") from None
+            raise ValueError(f"cannot read kernel file {p}: {e}") from None
         except Exception as e:  # numpy raises several types for unreadable files
             raise ValueError(f"cannot read kernel file {p}: {e}") from None
     _check_kernel(k)
