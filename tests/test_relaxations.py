@@ -84,3 +84,18 @@ def test_bad_relaxation_and_start_noise_inputs():
     for start in (float("nan"), -1.0, float("inf")):
         with pytest.raises(ValueError, match="start_noise .* finite number >= 0"):
             R.gammas(s, "ind", start_noise=start)
+
+
+def test_ddim_eta_interpolates_ddim_and_canonical():
+    s = S.ddpm()[S.prune_indices(1000, 20, 2.5, 10)]
+    r0, r1 = R.ddim_eta(s, 0.0), R.ddim_eta(s, 1.0)
+    assert torch.allclose(r0[1:], R.relaxation(s, "ddim")[1:], rtol=0, atol=1e-15)
+    assert torch.allclose(r1[1:], R.relaxation(s, "canonical")[1:], rtol=0, atol=1e-15)
+    # fresh noise before step t is eta^2 times canonical's (DDIM's sigma_t(eta), in INRD's units)
+    g_can = R.gammas(s, "canonical")
+    for eta in (0.3, 0.7):
+        g = R.gammas(s, R.ddim_eta(s, eta))
+        assert torch.allclose(g[1:-1] ** 2, eta**2 * g_can[1:-1] ** 2, rtol=1e-10, atol=0)
+        assert g[-1] == pytest.approx(float(s[-1]), rel=1e-12)  # the start is unchanged
+    with pytest.raises(ValueError, match="eta must be in"):
+        R.ddim_eta(s, 1.5)

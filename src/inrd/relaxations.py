@@ -24,7 +24,7 @@ from .schedules import _f64, check_sigmas
 
 Relaxation = Union[str, float, torch.Tensor]
 
-__all__ = ["Relaxation", "relaxation", "step_relaxation", "gammas"]
+__all__ = ["Relaxation", "relaxation", "step_relaxation", "gammas", "ddim_eta"]
 
 # Slack for gamma^2 < 0 caused only by float64 rounding (e.g. the DDIM-like relaxation, for which
 # gamma_t^2 = 0 exactly in real arithmetic). Relative to sigma_t^2: 64 ulps of float64.
@@ -125,3 +125,19 @@ def gammas(sigmas, rho: Relaxation = "canonical", start_noise: float = 0.0) -> t
     # gamma_t^2 within the rounding slack is 0 (e.g. "ddim", where it is 0 in real arithmetic); its square
     # root would otherwise inject noise of ~1e-8 sigma_t into a deterministic scheme.
     return torch.sqrt(torch.where(g2 <= tiny, torch.zeros_like(g2), g2))
+
+
+def ddim_eta(sigmas, eta: float) -> torch.Tensor:
+    """The relaxation of DDIM's ``eta`` family (Song et al. 2021) on a schedule: with ``q = sigma_{t-1} /
+    sigma_t``, ``1 - rho_t = q sqrt(1 - eta^2 (1 - q^2))``, so that the fresh noise added before the next
+    step is ``gamma_{t-1}^2 = eta^2 sigma_{t-1}^2 (1 - q^2)``, ``eta^2`` times that of canonical INRD.
+    ``eta = 0`` is ``"ddim"`` (no fresh noise), ``eta = 1`` is ``"canonical"`` (DDPM); a tensor for
+    :func:`relaxation` / :func:`inrd.sample`."""
+    eta = float(eta)
+    if not 0.0 <= eta <= 1.0:
+        raise ValueError(f"eta must be in [0, 1] (0: DDIM-like, 1: canonical), got {eta}.")
+    s = check_sigmas(sigmas)
+    q = s[:-1] / s[1:]
+    rho = torch.full_like(s, float("nan"))
+    rho[1:] = 1.0 - q * torch.sqrt(1.0 - eta**2 * (1.0 - q**2))
+    return rho
