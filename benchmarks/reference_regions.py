@@ -2,6 +2,7 @@
 both held-out regions, with the mode coverage of each.
 
     python benchmarks/reference_regions.py        # ~15 min of one CPU thread; resumable
+    python benchmarks/reference_regions.py --weights RUN/inrd_small.safetensors --out out/reference_regions_RUN
 
 ``benchmarks/quality_per_nfe.py`` scores samples against 32 crops of the held-out ``ref`` region and
 calls the distance of 32 crops of the other held-out region (``floor``) to them the floor. This script
@@ -11,7 +12,8 @@ asks what that floor measures. Rows:
   (5 draws of 32 crops, seeds 2000-2004; crops of the reference's own region are other random windows
   of the same 128 x 64 pixels, so they may overlap the reference crops: an optimistic floor);
 * ``inrd sample``'s default setting for 5, 10, 20 and 50 steps (the shipped JSON's ``sampling`` and
-  ``by_steps``), seeds 0-5, and DDPM itself (canonical INRD on all 1000 levels), seeds 0-2.
+  ``by_steps``, also for other ``--weights``), seeds 0-5, and DDPM itself (canonical INRD on all 1000
+  levels), seeds 0-2.
 
 Columns: patch-SWD (:func:`inrd.metrics.patch_swd`) against the ``ref`` crops of the benchmark (32,
 seed 1000) and against 32 ``floor`` crops (seed 3000), mean +- sd over draws or seeds; then mode
@@ -42,11 +44,11 @@ DDPM_SEEDS = (0, 1, 2)
 DRAWS = tuple(range(2000, 2005))
 
 
-def rows(den, samples: int) -> dict:
-    """Row name -> (list of seeds, function seed -> images)."""
+def rows(den, defaults, samples: int) -> dict:
+    """Row name -> (list of seeds, function seed -> images); ``defaults``: the shipped sampling settings."""
     out = {f"real crops: {part} region": (DRAWS, lambda s, part=part: real_crops(part, samples, 32, s)) for part in ("train", "floor", "ref")}
     for n in STEPS:
-        d = den.sampling_defaults.for_steps(n)
+        d = defaults.for_steps(n)
         out[f"inrd sample --steps {n} ({d.rho}, clip {d.clip})"] = (
             SEEDS, lambda s, d=d, n=n: sample(den, d.sigmas(n), d.rho, shape=(samples, 1, 32, 32), init=0.5, seed=s, clip=d.clip))
     out["DDPM, 1000 steps (canonical INRD)"] = (
@@ -69,6 +71,7 @@ def table(results: dict) -> str:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--weights", default=None, help="inrd-small .safetensors (default: the bundled one)")
     p.add_argument("--samples", type=int, default=32)
     p.add_argument("--out", default="out/reference_regions")
     p.add_argument("--threads", type=int, default=1)
@@ -76,12 +79,13 @@ def main(argv=None) -> int:
     torch.set_num_threads(a.threads)
     out = io.ensure_writable_dir(a.out)
     (out / "runs").mkdir(exist_ok=True)
-    den = build(None, timestep="interp")
+    den = build(a.weights, timestep="interp")
+    defaults = build(None).sampling_defaults
     sha = den.metadata["sha256"][:12]
     refs = {"ref": real_crops("ref", a.samples), "floor": real_crops("floor", a.samples, seed=3000)}
     classifier = fit_texture_classifier()
     results = {}
-    for name, (seeds, images) in rows(den, a.samples).items():
+    for name, (seeds, images) in rows(den, defaults, a.samples).items():
         results[name] = []
         for seed in seeds:
             f = out / "runs" / f"{name.split(' (')[0].replace(' ', '_').replace(':', '').replace(',', '')}_{seed}_{a.samples}_{sha}.json"
