@@ -44,7 +44,7 @@ DDPM_SEEDS = (0, 1, 2)
 DRAWS = tuple(range(2000, 2005))
 
 
-def rows(den, defaults, samples: int) -> dict:
+def rows(den, defaults, samples: int, ddpm_seeds=DDPM_SEEDS) -> dict:
     """Row name -> (list of seeds, function seed -> images); ``defaults``: the shipped sampling settings."""
     out = {f"real crops: {part} region": (DRAWS, lambda s, part=part: real_crops(part, samples, 32, s)) for part in ("train", "floor", "ref")}
     for n in STEPS:
@@ -52,7 +52,7 @@ def rows(den, defaults, samples: int) -> dict:
         out[f"inrd sample --steps {n} ({d.rho}, clip {d.clip})"] = (
             SEEDS, lambda s, d=d, n=n: sample(den, d.sigmas(n), d.rho, shape=(samples, 1, 32, 32), init=0.5, seed=s, clip=d.clip))
     out["DDPM, 1000 steps (canonical INRD)"] = (
-        DDPM_SEEDS, lambda s: sample(den, S.ddpm(), "canonical", shape=(samples, 1, 32, 32), init=0.5, seed=s))
+        tuple(ddpm_seeds), lambda s: sample(den, S.ddpm(), "canonical", shape=(samples, 1, 32, 32), init=0.5, seed=s))
     return out
 
 
@@ -61,6 +61,8 @@ def table(results: dict) -> str:
             "|---|---|---|---|---|---|")
     lines = [head]
     for name, rs in results.items():
+        if not rs:
+            continue
         cells = []
         for key, d in (("swd_ref", 4), ("swd_floor", 4), ("ambiguous", 2), ("max_share_gap", 2)):
             v = np.array([r[key] for r in rs])
@@ -73,6 +75,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--weights", default=None, help="inrd-small .safetensors (default: the bundled one)")
     p.add_argument("--samples", type=int, default=32)
+    p.add_argument("--ddpm-seeds", type=int, nargs="*", default=list(DDPM_SEEDS), help="seeds of the 1000-step DDPM row (none: no row)")
     p.add_argument("--out", default="out/reference_regions")
     p.add_argument("--threads", type=int, default=1)
     a = p.parse_args(argv)
@@ -85,7 +88,7 @@ def main(argv=None) -> int:
     refs = {"ref": real_crops("ref", a.samples), "floor": real_crops("floor", a.samples, seed=3000)}
     classifier = fit_texture_classifier()
     results = {}
-    for name, (seeds, images) in rows(den, defaults, a.samples).items():
+    for name, (seeds, images) in rows(den, defaults, a.samples, a.ddpm_seeds).items():
         results[name] = []
         for seed in seeds:
             f = out / "runs" / f"{name.split(' (')[0].replace(' ', '_').replace(':', '').replace(',', '')}_{seed}_{a.samples}_{sha}.json"

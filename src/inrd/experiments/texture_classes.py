@@ -10,15 +10,14 @@ two. A linear (multinomial logistic) classifier on a handful of per-image statis
   mean and std;
 * fitted (:func:`fit_texture_classifier`) by L-BFGS in float64 on seeded random crops of the training
   region, with a small ridge penalty so that the fit is unique; deterministic;
-* it is right on 99.7 % of 300 crops of the held-out ``ref`` region and on all 300 of ``floor``, and
-  its top probability is below 0.9 for 2-3 % of those real crops (measured, ``docs/quality.md``).
+* its accuracy on the held-out regions and its limits are measured in ``docs/quality.md``
+  ("Metrics, and their floor").
 
 :func:`texture_coverage` then reports, for a set of samples, the share assigned to each texture
 (1/3 each for the data) and the share of *ambiguous* samples (top probability below ``confident``):
-blends of two textures. Measured limits of that view: pixel averages of grass with brick or with
-gravel crops are ambiguous 84-88 % of the time, but brick-gravel averages pass as brick, and images
-unlike any texture (white noise) are classified confidently (as grass): a linear classifier does not
-flag out-of-distribution images.
+blends of two textures. It undercounts: a linear classifier is confident on some blends (brick with
+gravel) and on images unlike any texture, and it calls smooth images one texture, so the largest
+share gap is to be read beside the ambiguous share.
 """
 
 from __future__ import annotations
