@@ -18,7 +18,9 @@ asks what that floor measures. Rows:
 Columns: patch-SWD (:func:`inrd.metrics.patch_swd`) against the ``ref`` crops of the benchmark (32,
 seed 1000) and against 32 ``floor`` crops (seed 3000), mean +- sd over draws or seeds; then mode
 coverage (:mod:`inrd.experiments.texture_classes`): the share of images whose texture is ambiguous
-(top class probability < 0.9) and the largest gap of a texture's share from 1/3. Every (row, seed)
+(top class probability < 0.9) and the largest gap of a texture's share from 1/3; first, the
+classifier's own check: its accuracy on 300 crops of each held-out region, and the ambiguous share of
+pixel averages of two textures' held-out crops and of white noise. Every (row, seed)
 result is cached as JSON under ``--out/runs``; ``reference_regions.md`` and ``.json`` hold the table.
 """
 
@@ -56,6 +58,27 @@ def rows(den, defaults, samples: int, ddpm_seeds=DDPM_SEEDS) -> dict:
     return out
 
 
+def classifier_check(classifier) -> str:
+    """Accuracy on held-out crops and what the ambiguous share sees (blends) and misses (noise)."""
+    from inrd.experiments.quality import _real
+    from inrd.train import TEXTURES, random_crops, region
+
+    lines = []
+    for part in ("ref", "floor"):
+        x, label = _real(part, 300, 32, 11)
+        right = int((classifier.probabilities(x).argmax(1) == label).sum())
+        lines.append(f"* {part} region: {right} of 300 crops classified right, ambiguous {texture_coverage(x, classifier)['ambiguous']:.2f}")
+    g = torch.Generator().manual_seed(5)
+    crops = [random_crops(region("ref")[k : k + 1], 50, 32, g) for k in range(3)]
+    for i, j in ((0, 1), (1, 2), (0, 2)):
+        cov = texture_coverage((crops[i] + crops[j]) / 2, classifier)
+        top = max(cov["shares"], key=cov["shares"].get)
+        lines.append(f"* pixel average of {TEXTURES[i]} and {TEXTURES[j]} crops (50): ambiguous {cov['ambiguous']:.2f}, most called {top}")
+    cov = texture_coverage(0.5 + 0.12 * torch.randn(50, 1, 32, 32, generator=g), classifier)
+    lines.append(f"* white noise (std 0.12, 50): ambiguous {cov['ambiguous']:.2f}, most called {max(cov['shares'], key=cov['shares'].get)}")
+    return "\n".join(lines) + "\n"
+
+
 def table(results: dict) -> str:
     head = ("| images | seeds | patch-SWD vs ref | patch-SWD vs floor | ambiguous texture | largest share gap |\n"
             "|---|---|---|---|---|---|")
@@ -87,6 +110,8 @@ def main(argv=None) -> int:
     sha = den.metadata["sha256"][:12]
     refs = {"ref": real_crops("ref", a.samples), "floor": real_crops("floor", a.samples, seed=3000)}
     classifier = fit_texture_classifier()
+    check = classifier_check(classifier)
+    print(check, flush=True)
     results = {}
     for name, (seeds, images) in rows(den, defaults, a.samples, a.ddpm_seeds).items():
         results[name] = []
@@ -106,7 +131,7 @@ def main(argv=None) -> int:
         print(table({name: results[name]}).splitlines()[-1], flush=True)
     io.write_json(out / "reference_regions.json", {"weights_sha256": sha, "samples": a.samples, "results": results,
                                                    "versions": io.versions()})
-    io.write_text(out / "reference_regions.md", table(results))
+    io.write_text(out / "reference_regions.md", "Texture classifier:\n\n" + check + "\n" + table(results))
     print(table(results))
     return 0
 

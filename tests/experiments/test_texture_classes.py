@@ -25,7 +25,8 @@ def test_held_out_crops_are_classified_by_texture(classifier):
 
 def test_blends_with_grass_are_ambiguous_and_real_crops_are_not(classifier):
     brick, grass, gravel = (_held_out(k, 40, 20 + k) for k in range(3))
-    # measured: pixel averages with grass are ambiguous 84-88 % of the time, single real crops 0-14 %
+    # measured: pixel averages with grass are ambiguous 80-88 % of the time (these draws and those of
+    # benchmarks/reference_regions.py), single real crops 0-14 % per texture
     assert texture_coverage((brick + grass) / 2, classifier)["ambiguous"] >= 0.5
     assert texture_coverage((grass + gravel) / 2, classifier)["ambiguous"] >= 0.5
     assert texture_coverage(torch.cat([brick, grass, gravel]), classifier)["ambiguous"] <= 0.2
