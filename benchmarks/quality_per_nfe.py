@@ -29,7 +29,7 @@ of steps is chosen so that the calls do not exceed the budget, and the true coun
 
 Quality (:func:`inrd.experiments.quality.sample_quality`, 32 samples of 32x32 against 32 held-out
 crops): patch-SWD, radial-spectrum distance (and its top-frequency band), pixel W1, pixel std ratio,
-out-of-range fraction; each with its real-vs-real floor over 5 draws (crops of the held-out ``floor``
+out-of-range fraction; each with its real-vs-real floor over ``--floor-draws`` draws (5; crops of the held-out ``floor``
 region), and the same numbers for real crops of the *training* region, the law the network learned; and
 mode coverage (:mod:`inrd.experiments.texture_classes`): the share of samples whose texture is
 ambiguous and the largest gap of a texture's share from 1/3, with the same real rows. Each (sampler, NFE, seed) result
@@ -220,6 +220,7 @@ def main(argv=None) -> int:
     p.add_argument("--only", nargs="+", default=None, help="run only samplers whose name contains one of these texts "
                    "(to split the work over processes); the others are only read from the cache")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--floor-draws", type=int, default=5, help="draws of real crops for the real-vs-real floors (default 5)")
     shipped = json.loads(BUNDLED.with_suffix(".json").read_text())["sampling"]
     p.add_argument("--power", type=float, default=shipped.get("power", 1.0), help="spacing power of the 'power' grid (default: the shipped rule)")
     p.add_argument("--first", type=int, default=shipped.get("first"), help="a_1 of the 'power' grid (default: the shipped rule)")
@@ -233,12 +234,12 @@ def main(argv=None) -> int:
     counter = Counted(den.eps_model.unet)
     den.eps_model.unet = counter  # inrd's calls go through the counter too (UNetEps calls self.unet(x, t))
     ref = real_crops("ref", a.samples)
-    floors = real_floors(ref, a.samples)
-    trained = real_floors(ref, a.samples, part="train")
+    floors = real_floors(ref, a.samples, a.floor_draws)
+    trained = real_floors(ref, a.samples, a.floor_draws, part="train")
     classifier = fit_texture_classifier()
     coverage = lambda x: {k: v for k, v in texture_coverage(x, classifier).items() if k != "shares"}  # noqa: E731
     for part, stats in (("floor", floors), ("train", trained)):  # the same draws as real_floors
-        draws = [coverage(real_crops(part, a.samples, 32, 2000 + i)) for i in range(5)]
+        draws = [coverage(real_crops(part, a.samples, 32, 2000 + i)) for i in range(a.floor_draws)]
         for key in ("ambiguous", "max_share_gap"):
             v = np.array([d[key] for d in draws])
             stats[key] = {"mean": float(v.mean()), "std": float(v.std(ddof=1)), "draws": v.tolist()}
@@ -275,9 +276,14 @@ def main(argv=None) -> int:
                           f"std {r['std_ratio']:.2f} ({r['cpu_seconds']} s)", flush=True)
                 results[name].setdefault(str(n), []).append(r)
     best = best_inrd(results, grids, a.nfe)
+    f = np.array(floors["swd"]["draws"])
     for n, b in best.items():
-        print(f"best INRD setting at {n} NFE: {b['sampler']} (patch-SWD {b['swd']:.4f}); sampling section {json.dumps(b['sampling'])}")
-    report = {"weights_sha256": sha, "best_inrd": best, "samples": a.samples, "nfe": a.nfe, "seeds": a.seeds, "floors": floors,
+        v = np.array([r["swd"] for r in results[b["sampler"]][n]])
+        se = f", standard error {v.std(ddof=1) / np.sqrt(v.size):.4f} over {v.size} seeds" if v.size > 1 else ""
+        print(f"best INRD setting at {n} NFE: {b['sampler']} (patch-SWD {b['swd']:.4f}{se}; {b['swd'] / f.mean():.3f} x the floor "
+              f"{f.mean():.4f} +- {f.std(ddof=1) / np.sqrt(f.size):.4f} (standard error, {f.size} draws)); "
+              f"sampling section {json.dumps(b['sampling'])}")
+    report = {"weights_sha256": sha, "best_inrd": best, "samples": a.samples, "nfe": a.nfe, "seeds": a.seeds, "floor_draws": a.floor_draws, "floors": floors,
               "training_region": trained,
               "subgrids": grids, "results": results, "versions": io.versions()}
     io.write_json(out / "quality_per_nfe.json", report)
