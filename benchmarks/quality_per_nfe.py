@@ -226,6 +226,8 @@ def main(argv=None) -> int:
     p.add_argument("--first", type=int, default=shipped.get("first"), help="a_1 of the 'power' grid (default: the shipped rule)")
     p.add_argument("--report-only", action="store_true")
     a = p.parse_args(argv)
+    if a.floor_draws < 2:
+        p.error(f"--floor-draws must be at least 2 (a floor's spread needs two draws), got {a.floor_draws}.")
     torch.set_num_threads(a.threads)
     out = io.ensure_writable_dir(a.out)
     (out / "runs").mkdir(exist_ok=True)
