@@ -13,7 +13,7 @@ asks what that floor measures. Rows:
   of the same 128 x 64 pixels, so they may overlap the reference crops: an optimistic floor);
 * ``inrd sample``'s default setting for 5, 10, 20 and 50 steps (the shipped JSON's ``sampling`` and
   ``by_steps``, also for other ``--weights``), seeds 0-5, and DDPM itself (canonical INRD on all 1000
-  levels), seeds 0-2.
+  levels), seeds 0-5.
 
 Columns: patch-SWD (:func:`inrd.metrics.patch_swd`) against the ``ref`` crops of the benchmark (32,
 seed 1000) and against 32 ``floor`` crops (seed 3000), mean +- sd over draws or seeds; then mode
@@ -42,7 +42,7 @@ from inrd.experiments.texture_classes import fit_texture_classifier, texture_cov
 
 STEPS = (5, 10, 20, 50)
 SEEDS = tuple(range(6))
-DDPM_SEEDS = (0, 1, 2)
+DDPM_SEEDS = (0, 1, 2, 3, 4, 5)
 DRAWS = tuple(range(2000, 2005))
 
 
