@@ -107,7 +107,7 @@ def main(argv=None) -> int:
     (out / "runs").mkdir(exist_ok=True)
     den = build(a.weights, timestep="interp")
     defaults = build(None).sampling_defaults
-    sha = den.metadata["sha256"][:12]
+    sha = den.metadata["sha256"]
     refs = {"ref": real_crops("ref", a.samples), "floor": real_crops("floor", a.samples, seed=3000)}
     classifier = fit_texture_classifier()
     check = classifier_check(classifier)
@@ -116,7 +116,7 @@ def main(argv=None) -> int:
     for name, (seeds, images) in rows(den, defaults, a.samples, a.ddpm_seeds).items():
         results[name] = []
         for seed in seeds:
-            f = out / "runs" / f"{name.split(' (')[0].replace(' ', '_').replace(':', '').replace(',', '')}_{seed}_{a.samples}_{sha}.json"
+            f = out / "runs" / f"{name.split(' (')[0].replace(' ', '_').replace(':', '').replace(',', '')}_{seed}_{a.samples}_{sha[:12]}.json"
             if f.is_file():
                 r = json.loads(f.read_text())
             else:
