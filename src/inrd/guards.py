@@ -6,43 +6,16 @@ one line before any file is written, not minutes later with a traceback from dee
 
 from __future__ import annotations
 
-import os
 from typing import Optional
 
 import torch
 from torch import nn
 
 from .denoisers.base import carry_attributes
+from .memory import require
+from .validate import check_device  # noqa: F401  (kept importable from here)
 
-__all__ = ["available_memory", "check_device", "check_memory", "match_dtype", "probe_shape"]
-
-
-def check_device(device) -> torch.device:
-    """``torch.device(device)``, or a one-line error when it is unknown or not available on this machine."""
-    try:
-        device = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ValueError(f"unknown device {device!r}; use 'cpu', 'cuda', 'cuda:N' or 'mps'.") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device} requested but no CUDA GPU is available here; use device='cpu'.")
-    if device.type == "mps" and not torch.backends.mps.is_available():
-        raise ValueError("device mps requested but Apple MPS is not available here; use device='cpu'.")
-    return device
-
-
-def available_memory() -> Optional[int]:
-    """Bytes of memory available to a new allocation (Linux MemAvailable), or None when unknown."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
+__all__ = ["check_device", "check_memory", "estimate_bytes", "match_dtype", "probe_shape"]
 
 
 def _widest_conv(denoiser) -> int:
@@ -62,16 +35,17 @@ def estimate_bytes(denoiser, shape, dtype: torch.dtype, chunk: Optional[int] = N
     return 6 * B * C * H * W * max(item, 4) + 4 * per_call * _widest_conv(denoiser) * H * W * 4
 
 
-def check_memory(denoiser, shape, dtype: torch.dtype, chunk: Optional[int] = None, device="cpu") -> None:
-    """Refuse, in one line, a run whose estimated peak memory exceeds what the machine has available."""
-    if torch.device(device).type != "cpu":
-        return  # GPU memory: Chunked adapts to out-of-memory errors
-    need, have = estimate_bytes(denoiser, shape, dtype, chunk), available_memory()
-    if have is not None and need > have:
-        raise ValueError(
-            f"batch {shape[0]} of {shape[1]}x{shape[2]}x{shape[3]} images needs at least {need / 2**30:.1f} GiB, "
-            f"{have / 2**30:.1f} GiB are available; lower --batch or --size, or bound the network batch with --chunk."
-        )
+def check_memory(denoiser, shape, dtype: torch.dtype, chunk: Optional[int] = None, device="cpu", output_bytes: int = 0) -> None:
+    """Refuse, in one line, a run whose estimated peak memory (:func:`estimate_bytes`, plus ``output_bytes``
+    for what the outputs need at once, e.g. a zoomed grid) exceeds what is available (:mod:`inrd.memory`).
+    On a GPU only the outputs are checked (they are made on the CPU); :class:`inrd.fast.Chunked` adapts the
+    network's batch to the GPU's memory."""
+    B, C, H, W = shape
+    what = f"batch {B} of {C}x{H}x{W} images" + (" with its outputs" if output_bytes else "")
+    fix = "lower --batch or --size" + (" or --display" if output_bytes else "") + ", or bound the network batch with --chunk"
+    on_gpu = torch.device(device).type != "cpu"
+    need = output_bytes + (0 if on_gpu else estimate_bytes(denoiser, shape, dtype, chunk))
+    require(need, what, fix)
 
 
 class _Cast(nn.Module):

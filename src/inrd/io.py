@@ -1,27 +1,30 @@
 """Images in and out, grids, JSON sidecars, atomic writes.
 
 Every file is written to a temporary name in the destination folder and moved into place with
-``os.replace``, so an interrupted run never leaves a half-written output. Claiming a whole folder for
-one run (a manifest and a lock) is :mod:`inrd.runs`. This module imports nothing else from inrd.
+``os.replace`` (:func:`inrd.paths.atomic_path`), so an interrupted run never leaves a half-written output.
+Claiming a whole folder for one run (a manifest and a lock) is :mod:`inrd.runs`. This module imports
+nothing else from inrd but :mod:`inrd.paths`.
 """
 
 from __future__ import annotations
 
 import json
-import os
+import math
 import platform
 import sys
-import tempfile
 import warnings
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from .paths import OutputError, atomic_path, check_output, ensure_writable_dir
+
 __all__ = [
     "atomic_path",
+    "check_output",
     "ensure_writable_dir",
+    "OutputError",
     "save_image",
     "save_grid",
     "save_figure",
@@ -51,63 +54,6 @@ SKIMAGE_IMAGES = {
     "page": False,
     "clock": False,
 }
-
-
-def ensure_writable_dir(path, create: bool = True) -> Path:
-    """Create the folder ``path`` if needed and check that files can be created in it.
-
-    The check is ``os.access`` (no probe file, which a kill would leave behind); what it cannot see
-    (a read-only or full file system) surfaces as the one-line error of :func:`atomic_path`.
-    With ``create=False`` a missing folder is not made (the first :func:`atomic_path` write makes it,
-    so a run that fails before writing leaves no empty folder): its nearest existing parent is checked.
-    """
-    p = Path(path)
-    if p.exists() and not p.is_dir():
-        raise ValueError(f"output folder {p} exists and is not a folder; choose another --out.")
-    if not create and not p.exists():
-        parent = next(a for a in p.absolute().parents if a.exists())
-        if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-            raise ValueError(f"cannot create {p}: {parent} is not a writable folder; choose a writable --out.")
-        return p
-    try:
-        p.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise ValueError(f"cannot write to {p}: {e.strerror}; choose a writable --out.") from None
-    if not os.access(p, os.W_OK | os.X_OK):
-        raise ValueError(f"cannot write to {p}: permission denied; choose a writable --out.")
-    return p
-
-
-@contextmanager
-def atomic_path(path):
-    """Yield a temporary path next to ``path``; on success move it onto ``path``, else delete it.
-
-    Creates the parent folder if needed; an unwritable destination is a one-line ``ValueError``.
-    """
-    path = Path(path)
-    parent = path.parent if str(path.parent) else Path(".")
-    if parent.exists() and not parent.is_dir():
-        raise ValueError(f"output folder {parent} exists and is not a folder; choose another --out.")
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{path.name}.", suffix=path.suffix or ".tmp")
-    except OSError as e:
-        raise ValueError(f"cannot write to {parent}: {e.strerror}; choose a writable --out.") from None
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give outputs the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def to_uint8(x: torch.Tensor) -> np.ndarray:
@@ -166,7 +112,7 @@ def _jsonable(o):
         return o.detach().cpu().tolist()
     if isinstance(o, np.ndarray):
         return o.tolist()
-    if isinstance(o, (np.floating, np.integer)):
+    if isinstance(o, (np.floating, np.integer, np.bool_)):
         return o.item()
     if isinstance(o, (Path, torch.device, torch.dtype)):
         return str(o)
@@ -180,8 +126,26 @@ def write_text(path, text: str) -> Path:
     return Path(path)
 
 
+def strict_json(obj):
+    """``obj`` with what strict JSON cannot hold replaced: tensors, arrays, numpy scalars and paths by
+    lists, numbers and strings; NaN by ``null`` (an unused or undefined value, e.g. ``rhos[0]``) and
+    infinities by the strings ``"inf"`` / ``"-inf"`` (an unbounded range)."""
+    if isinstance(obj, dict):
+        return {str(k): strict_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [strict_json(v) for v in obj]
+    if isinstance(obj, float):
+        if math.isnan(obj):
+            return None
+        return obj if math.isfinite(obj) else ("inf" if obj > 0 else "-inf")
+    if isinstance(obj, (str, int, bool)) or obj is None:
+        return obj
+    return strict_json(_jsonable(obj))
+
+
 def write_json(path, obj) -> Path:
-    return write_text(path, json.dumps(obj, indent=2, default=_jsonable, allow_nan=True) + "\n")
+    """Write ``obj`` as strict JSON (:func:`strict_json`: no bare NaN or Infinity), atomically."""
+    return write_text(path, json.dumps(strict_json(obj), indent=2, allow_nan=False) + "\n")
 
 
 def versions() -> dict:

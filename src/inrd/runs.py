@@ -12,9 +12,9 @@ import json
 import os
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Mapping
+from typing import Iterator, Mapping, Optional
 
-from .io import _jsonable, ensure_writable_dir, versions, write_json
+from .io import ensure_writable_dir, strict_json, versions, write_json
 
 __all__ = ["start_run", "MANIFEST"]
 
@@ -23,7 +23,7 @@ MANIFEST = "run.json"
 
 def _normalised(params: Mapping) -> dict:
     """``params`` as they read back from JSON (tensors to lists, paths to strings), for comparison."""
-    return json.loads(json.dumps(dict(params), default=_jsonable, allow_nan=True))
+    return json.loads(json.dumps(strict_json(dict(params)), allow_nan=False))
 
 
 def _flat(d: Mapping, prefix: str = "") -> dict:
@@ -73,8 +73,16 @@ def _lock(folder: Path):
     return lambda: os.close(fd)  # closing the descriptor releases the lock
 
 
+def _remove_stale_temporaries(folder: Path) -> None:
+    """Temporary files of :func:`inrd.paths.atomic_path` left by a killed run (``.NAME.XXXXXXXX.EXT``): this
+    run holds the folder's lock, so no other process is writing them."""
+    for p in folder.iterdir():
+        if p.name.startswith(".") and p.name.count(".") >= 3 and p.is_file() and p.name != ".inrd-run.lock":
+            p.unlink(missing_ok=True)
+
+
 @contextmanager
-def start_run(out_dir, params: Mapping, *, resume: bool = False) -> Iterator[Path]:
+def start_run(out_dir, params: Mapping, *, resume: bool = False, resume_flag: Optional[str] = None) -> Iterator[Path]:
     """Claim the folder ``out_dir`` for one run whose outputs are determined by ``params``; yields it.
 
     ``with runs.start_run(args.out, params, resume=args.skip_existing) as out: ...``
@@ -85,8 +93,9 @@ def start_run(out_dir, params: Mapping, *, resume: bool = False) -> Iterator[Pat
     * A new folder (or an empty one) gets the manifest ``run.json`` (``{"params": params}``, written
       atomically). A folder holding a manifest belongs to that run: with ``resume=True`` and the same
       ``params`` (as they read back from JSON) the run continues there, otherwise it is refused with a
-      one-line ``ValueError`` naming the first differences. A folder with files but no manifest is
-      refused too: its files would be mixed with the new ones.
+      one-line ``ValueError`` naming the first differences (``resume_flag`` names the option that resumes,
+      for commands that have one). A folder with files but no manifest is refused too: its files would be
+      mixed with the new ones.
     * On an exception inside the block a manifest written by this call is removed, and the folder too
       when this call created it and nothing else was written (no empty folders from failed runs).
 
@@ -113,8 +122,10 @@ def start_run(out_dir, params: Mapping, *, resume: bool = False) -> Iterator[Pat
                     f"{out} holds another run's files ({_differences(held if isinstance(held, dict) else {}, wanted)}); "
                     f"choose another --out or delete it."
                 )
+            _remove_stale_temporaries(out)
             if not resume:
-                raise ValueError(f"{out} already holds the outputs of this run; choose another --out, delete it, or resume it.")
+                how = f", or resume it with {resume_flag}" if resume_flag else ""
+                raise ValueError(f"{out} already holds the outputs of this run; choose another --out or delete it{how}.")
         else:
             if any(not p.name.startswith(".") for p in out.iterdir()):
                 raise ValueError(f"{out} is not empty and holds no {MANIFEST} of a run; choose a new or empty --out.")

@@ -11,24 +11,18 @@ With the canonical relaxation and the DDPM sigmas this is DDPM ancestral samplin
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Literal, Optional, Sequence, Union
+from typing import Callable, Optional, Sequence, Union
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .guards import check_device
+from .choices import Clip, Rho, names_of
 from .noise import NoiseSource, PerSampleNoise, sample_seed
-from .relaxations import Relaxation, relaxation
-from .relaxations import gammas as _gammas
-from .schedules import check_sigmas
+from .relaxations import Scheme, scheme
+from .validate import check_device, check_index
 
-__all__ = ["sample", "inrd_step", "Step", "Clip", "PerSampleNoise", "SamplingDiverged", "sample_seed", "max_deviation"]
-
-#: ``"none"``: the paper's D. ``"denoised"``: D(u) clipped to [0, 1] before the relaxation.
-#: ``"x0"``: diffusers' ``clip_sample`` semantics: the clean estimate is clipped but the noise direction
-#: u - D(u) (the raw eps) is kept: V = clip(D(u)) + (1 - rho)(u - D(u)).
-Clip = Literal["none", "denoised", "x0"]
+__all__ = ["sample", "inrd_step", "Step", "Clip", "Scheme", "PerSampleNoise", "SamplingDiverged", "sample_seed", "max_deviation"]
 
 
 @dataclass
@@ -77,6 +71,14 @@ def inrd_step(denoiser: Callable, v: torch.Tensor, z: Optional[torch.Tensor], si
     return u, d, (torch.lerp(u, d, rho) if rho != 1.0 else d)
 
 
+def _is_count(n) -> bool:
+    """A positive integer (an integral float such as 4.0 counts; 4.7 or True do not)."""
+    try:
+        return not isinstance(n, bool) and float(n) == int(n) >= 1
+    except (TypeError, ValueError, OverflowError):
+        return False
+
+
 def _module_device_dtype(denoiser) -> tuple[Optional[torch.device], Optional[torch.dtype]]:
     if isinstance(denoiser, torch.nn.Module):
         for p in denoiser.parameters():
@@ -88,7 +90,7 @@ def _start(denoiser, init, shape, device, dtype) -> torch.Tensor:
     """The start V_T (before its Gaussian noise), validated: a finite constant or a broadcastable tensor."""
     mdev, mdtype = _module_device_dtype(denoiser)
     if isinstance(init, torch.Tensor):
-        if not init.is_floating_point() or not torch.isfinite(init).all():
+        if not init.is_floating_point() or not torch.isfinite(init).all():  # complex tensors are not floating
             raise ValueError("init must be a finite floating tensor (no NaN or infinite values); give a finite start image.")
         device = device or init.device
         dtype = dtype or init.dtype
@@ -98,13 +100,15 @@ def _start(denoiser, init, shape, device, dtype) -> torch.Tensor:
             shape = tuple(init.shape)
     else:
         try:
+            if isinstance(init, (bool, complex)):
+                raise TypeError
             init = float(init)
         except (TypeError, ValueError):
             raise TypeError(f"init must be a number or a tensor, got {type(init).__name__}.") from None
         if not np.isfinite(init):
             raise ValueError(f"init must be a finite constant, got {init}.")
-    if shape is None or len(shape) != 4 or any(int(n) < 1 for n in shape):
-        raise ValueError(f"shape must be (B, C, H, W) with positive sizes, got {shape}.")
+    if shape is None or len(shape) != 4 or not all(_is_count(n) for n in shape):
+        raise ValueError(f"shape must be (B, C, H, W) with positive integer sizes, got {shape}.")
     shape = tuple(int(n) for n in shape)
     init = torch.as_tensor(init, device=check_device(device or mdev or "cpu"), dtype=dtype or mdtype or torch.float32)
     try:
@@ -113,11 +117,26 @@ def _start(denoiser, init, shape, device, dtype) -> torch.Tensor:
         raise ValueError(f"init of shape {tuple(init.shape)} does not broadcast to shape {shape}.") from None
 
 
+def _checked(noise: NoiseSource) -> NoiseSource:
+    """An injected noise source whose draws must have the iterate's shape (no silent broadcast)."""
+    if not callable(noise):
+        raise TypeError(f"noise must be callable as noise(t, like) -> Z_t, got {type(noise).__name__}.")
+
+    def draw(t: int, like: torch.Tensor) -> torch.Tensor:
+        z = noise(t, like)
+        if not isinstance(z, torch.Tensor) or z.shape != like.shape:
+            got = tuple(z.shape) if isinstance(z, torch.Tensor) else type(z).__name__
+            raise ValueError(f"the noise source returned {got} at step t={t}; it must return a tensor shaped like the iterate {tuple(like.shape)}.")
+        return z
+
+    return draw
+
+
 @torch.no_grad()
 def sample(
     denoiser: Callable,
     sigmas,
-    rho: Relaxation = "canonical",
+    rho: Optional[Rho] = None,
     *,
     shape: Optional[Sequence[int]] = None,
     init: Union[float, torch.Tensor] = 0.5,
@@ -137,8 +156,10 @@ def sample(
 
     Args:
         denoiser: ``D(x, sigma) -> x_hat`` on [0, 1] images, sigma a float in the same units.
-        sigmas: ascending schedule ``sigma_0..sigma_T`` (see :mod:`inrd.schedules`).
-        rho: relaxation ``"canonical"`` (DDPM), ``"ind"``, ``"ddim"``, a number or a length-T+1 tensor.
+        sigmas: ascending schedule ``sigma_0..sigma_T`` (see :mod:`inrd.schedules`), or a
+            :class:`~inrd.relaxations.Scheme` (sigmas, rhos and gammas resolved once; ``rho`` and
+            ``start_noise`` are then its own).
+        rho: relaxation ``"canonical"`` (DDPM, the default), ``"ind"``, ``"ddim"``, a number or a length-T+1 tensor.
         shape: ``(B, C, H, W)``; may be omitted when ``init`` is a 4-D tensor.
         init: start V_T: a constant (the paper's 0.5) or a tensor broadcastable to ``shape``.
         init_std: std s_T of Gaussian noise added to the start (the paper's s_T >> sigma_T for DRUNet).
@@ -156,17 +177,25 @@ def sample(
     # all validation happens here, before the first denoiser call
     if not callable(denoiser):
         raise TypeError(f"denoiser must be callable as D(x, sigma), got {type(denoiser).__name__}.")
-    if clip not in ("none", "denoised", "x0"):
-        raise ValueError(f"clip must be 'none', 'denoised' or 'x0', got {clip!r}.")
-    if not (np.isfinite(init_std) and init_std >= 0):
+    if clip not in names_of(Clip):
+        raise ValueError(f"clip must be one of {', '.join(names_of(Clip))}, got {clip!r}.")
+    if isinstance(init_std, (bool, complex)) or not (np.isfinite(init_std) and init_std >= 0):
         raise ValueError(f"init_std must be a finite number >= 0, got {init_std}.")
-    sigmas = check_sigmas(sigmas)
-    rhos = relaxation(sigmas, rho)
-    gams = _gammas(sigmas, rhos, start_noise=start_noise)
+    if isinstance(sigmas, Scheme):
+        if rho is not None or start_noise:
+            raise ValueError("sigmas is a Scheme, which fixes rho and the start noise; drop rho= / start_noise= or pass plain sigmas.")
+        plan = sigmas
+    else:
+        plan = scheme(sigmas, "canonical" if rho is None else rho, start_noise)
+    if max_abs is not None and (isinstance(max_abs, (bool, complex)) or not float(max_abs) > 0):
+        raise ValueError(f"max_abs must be a number > 0 (the divergence threshold on |V - 0.5|), got {max_abs!r}.")
     v = _start(denoiser, init, shape, device, dtype)
-    T = sigmas.numel() - 1
-    noise = noise or PerSampleNoise(seed, v.shape[0], first=first_index)
-    max_abs = 1e3 * (1.0 + float(sigmas[-1]) + init_std) if max_abs is None else max_abs
+    T, sigmas, rhos, gams = plan.T, plan.sigmas, plan.rhos, plan.gammas
+    if noise is None:
+        noise = PerSampleNoise(check_index(seed, "seed"), v.shape[0], first=check_index(first_index, "first_index"))
+    else:
+        noise = _checked(noise)
+    max_abs = 1e3 * (1.0 + float(sigmas[-1]) + init_std) if max_abs is None else float(max_abs)
     draw = lambda t: noise(t, v) if t >= 1 and gams[t] > 0 else None  # noqa: E731  Z_t, None when gamma_t = 0
     if init_std > 0:
         v += init_std * noise(T + 1, v)

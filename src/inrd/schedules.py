@@ -41,8 +41,14 @@ __all__ = [
 ]
 
 
-def _f64(x) -> torch.Tensor:
-    return torch.as_tensor(x, dtype=torch.float64).detach().cpu()
+def _f64(x, what: str = "sigmas") -> torch.Tensor:
+    """``x`` as a float64 CPU tensor; complex values are refused (casting would drop the imaginary part)."""
+    if isinstance(x, complex) or (isinstance(x, torch.Tensor) and x.is_complex()) or np.iscomplexobj(x):
+        raise ValueError(f"{what} must be real numbers, got complex values; pass the real noise levels.")
+    try:
+        return torch.as_tensor(x, dtype=torch.float64).detach().cpu()
+    except (TypeError, ValueError, RuntimeError):
+        raise ValueError(f"{what} must be a sequence or tensor of real numbers, got {type(x).__name__}.") from None
 
 
 def check_sigmas(sigmas) -> torch.Tensor:

@@ -1,8 +1,44 @@
-"""Input checks shared by the library's entry points: one-line errors naming the problem and the fix."""
+"""Input checks shared by the library's entry points: one-line errors naming the problem and the fix.
+
+This module imports nothing else from inrd and no backend.
+"""
 
 from __future__ import annotations
 
+import numbers
+
 import torch
+
+
+def check_device(device) -> torch.device:
+    """``torch.device(device)``, or a one-line error when it is unknown, not available on this machine, or
+    a device that holds no data (``meta``)."""
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"unknown device {device!r}; use 'cpu', 'cuda', 'cuda:N' or 'mps'.") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {device} requested but no CUDA GPU is available here; use device='cpu'.")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ValueError(f"device {device} requested but this machine has {torch.cuda.device_count()} CUDA GPU(s); use cuda:0..")
+    elif device.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise ValueError("device mps requested but Apple MPS is not available here; use device='cpu'.")
+    elif device.type != "cpu":
+        raise ValueError(f"device {device} cannot run inrd (it holds no image data or is not supported); use 'cpu', 'cuda' or 'mps'.")
+    return device
+
+
+def check_index(value, name: str) -> int:
+    """``value`` as an integer >= 0 (a seed, a sample index): an integral float is accepted, 1.5 or True are
+    one-line errors (they would silently select another seed)."""
+    ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    if not ok and isinstance(value, float) and value.is_integer():
+        ok, value = True, int(value)
+    if not ok or int(value) < 0:
+        raise ValueError(f"{name} must be an integer >= 0, got {value!r}.")
+    return int(value)
 
 
 def check_image(x, name: str = "image", channels: int | None = None) -> torch.Tensor:
