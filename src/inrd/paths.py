@@ -72,7 +72,8 @@ def check_output(path, kind: Literal["folder", "file"] = "folder", option: str =
             raise ValueError(f"{option} {shown} is a symbolic link to {os.readlink(p)!s}, which does not exist; "
                              f"create its target or choose another {option}.") from None
     except NotADirectoryError:
-        raise ValueError(f"cannot write to {shown}: {_blocking_file(p) or 'a part of it'} is not a writable folder (it is a file); choose another {option}.") from None
+        blocking = _blocking_file(p) or "a part of it"
+        raise ValueError(f"cannot write to {shown}: {blocking} is not a writable folder (it is a file); choose another {option}.") from None
     except OSError as e:
         if e.errno == errno.ELOOP:
             raise ValueError(f"{option} {shown} is (or passes through) a symbolic-link loop; choose another {option}.") from None
