@@ -137,3 +137,13 @@ def test_torchrun_two_processes_give_the_same_images(tmp_path, gaussian_law):
     side = json.loads((tmp_path / "two/sample_many.json").read_text())
     assert side["world_size"] == 2 and [t["samples"] for t in side["timing"]["ranks"]] == [3, 2]
     assert json.loads((tmp_path / "two/run.json").read_text())["params"] == json.loads((tmp_path / "one/run.json").read_text())["params"]
+
+
+def test_batches_are_lazy_even_for_a_billion_samples():
+    from inrd.distributed import batches, rank_batches
+
+    b = batches(10**9, 16)
+    assert len(b) == 62_500_000 and b[0] == range(0, 16) and b[-1] == range(999_999_984, 10**9)
+    assert list(batches(5, 2)) == [range(0, 2), range(2, 4), range(4, 5)]
+    assert list(rank_batches(7, 2, 1, 2)) == [range(2, 4), range(6, 7)]
+    assert len(rank_batches(10**9, 16, 3, 8)) == 7_812_500

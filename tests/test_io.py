@@ -1,4 +1,5 @@
 import json
+import math
 import os
 import stat
 
@@ -184,3 +185,19 @@ def test_save_image_bad_inputs(tmp_path, x, error, match):
     assert list(tmp_path.iterdir()) == []
     with pytest.raises(ValueError, match=r"batch \(B, C, H, W\)"):
         io.save_grid(tmp_path / "g.png", torch.rand(3, 4, 4))
+
+
+def test_json_is_strict_nan_is_null_and_infinities_are_named(tmp_path):
+
+    io.write_json(tmp_path / "a.json", {"rhos": torch.tensor([math.nan, 1.0]), "range": (0.0, math.inf), "n": torch.tensor(3)})
+    text = (tmp_path / "a.json").read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    assert json.loads(text, parse_constant=lambda c: pytest.fail(f"non-strict constant {c}")) == {"rhos": [None, 1.0], "range": [0.0, "inf"], "n": 3}
+
+
+def test_a_truncated_png_is_not_a_readable_image(tmp_path):
+    io.save_image(tmp_path / "a.png", torch.rand(1, 3, 16, 16))
+    assert io.is_readable_image(tmp_path / "a.png")
+    data = (tmp_path / "a.png").read_bytes()
+    (tmp_path / "b.png").write_bytes(data[: len(data) // 2])
+    assert not io.is_readable_image(tmp_path / "b.png") and not io.is_readable_image(tmp_path / "missing.png")

@@ -5,6 +5,8 @@ import math
 import pytest
 import torch
 
+import inrd
+
 from inrd import relaxations as R
 from inrd import schedules as S
 
@@ -99,3 +101,25 @@ def test_ddim_eta_interpolates_ddim_and_canonical():
         assert g[-1] == pytest.approx(float(s[-1]), rel=1e-12)  # the start is unchanged
     with pytest.raises(ValueError, match="eta must be in"):
         R.ddim_eta(s, 1.5)
+
+
+def test_a_scheme_resolves_sigmas_rhos_and_gammas_once_and_sample_runs_it_as_given():
+    s = S.geometric(6, 0.01, 1.0)
+    sch = R.scheme(s, "ddim")
+    assert sch.T == 6 and sch.rho == "ddim" and torch.equal(sch.rhos[1:], R.relaxation(s, "ddim")[1:])
+    assert torch.equal(sch.gammas, R.gammas(s, "ddim"))
+    D = lambda x, sigma: 0.5 + 0.9 * (x - 0.5)  # noqa: E731
+    a = inrd.sample(D, sch, shape=(2, 1, 4, 4), init=0.5, init_std=0.3, seed=1)
+    b = inrd.sample(D, s, "ddim", shape=(2, 1, 4, 4), init=0.5, init_std=0.3, seed=1)
+    assert torch.equal(a, b)
+    with pytest.raises(ValueError, match="fixes rho"):
+        inrd.sample(D, sch, "ind", shape=(1, 1, 4, 4))
+    assert R.scheme(s, 0.9).rho == 0.9 and R.scheme(s, torch.full((7,), 0.95)).rho == "custom"
+    assert R.scheme(s, "IND").rho == "ind"  # one spelling
+
+
+def test_complex_sigmas_or_rho_are_refused():
+    with pytest.raises(ValueError, match="complex"):
+        R.scheme(torch.tensor([0, 0.1, 0.2], dtype=torch.complex64))
+    with pytest.raises(TypeError):
+        R.relaxation(S.geometric(3, 0.01, 1.0), 0.5 + 1j)

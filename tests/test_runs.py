@@ -1,4 +1,5 @@
 import json
+import math
 
 import pytest
 import torch
@@ -68,3 +69,28 @@ def test_failed_run_leaves_no_folder(tmp_path):
             (d / "sample_0.png").write_bytes(b"x")
             raise RuntimeError("diverged after one file")
     assert sorted(p.name for p in out.iterdir()) == ["run.json", "sample_0.png"]  # kept: names its file
+
+
+def test_a_run_that_cannot_resume_is_not_told_to_and_stale_temporaries_go(tmp_path):
+    out = tmp_path / "r"
+    with runs.start_run(out, {"a": 1}):
+        (out / "x.txt").write_text("done")
+    (out / ".x.png.abc123.png").write_text("left by a killed run")
+    with pytest.raises(ValueError, match=r"already holds the outputs of this run; choose another --out or delete it\.$"):
+        with runs.start_run(out, {"a": 1}):
+            pass
+    with pytest.raises(ValueError, match="or resume it with --resume"):
+        with runs.start_run(out, {"a": 1}, resume_flag="--resume"):
+            pass
+    assert not (out / ".x.png.abc123.png").exists()
+    with runs.start_run(out, {"a": 1}, resume=True):
+        pass
+    assert sorted(p.name for p in out.iterdir()) == ["run.json", "x.txt"]
+
+
+def test_the_manifest_is_strict_json(tmp_path):
+
+    with runs.start_run(tmp_path / "r", {"rhos": [math.nan, 0.5]}):
+        pass
+    text = (tmp_path / "r" / "run.json").read_text()
+    assert json.loads(text)["params"]["rhos"] == [None, 0.5] and "NaN" not in text

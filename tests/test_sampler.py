@@ -231,3 +231,18 @@ def test_clip_modes_follow_their_formulas():
     _, _, x0 = inrd.inrd_step(D, v, None, 0.1, rho, 0.0, "x0")
     # diffusers' clip_sample: clipped clean estimate plus the kept noise direction (1 - rho)(u - D(u))
     assert torch.allclose(x0, d.clamp(0, 1) + (1 - rho) * (v - d), atol=1e-15)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(shape=(1, 1, 4.7, 4)), "positive integer sizes"),
+    (dict(shape=(1, 1, 4, 4), seed=1.5), "seed must be >= 0"),
+    (dict(shape=(1, 1, 4, 4), first_index=-2), "first_index must be >= 0"),
+    (dict(shape=(1, 1, 4, 4), max_abs=-1), "max_abs must be a number > 0"),
+    (dict(shape=(1, 1, 4, 4), init=1e308), "init overflows torch.float32"),
+    (dict(shape=(1, 1, 4, 4), init=1e6), "beyond the divergence threshold"),
+    (dict(shape=(1, 1, 4, 4), init=0.5j), "init must be a number or a tensor"),
+    (dict(shape=(2, 1, 4, 4), noise=lambda t, like: torch.zeros(1, 1, 4, 4)), "must return a tensor shaped like the iterate"),
+])
+def test_silent_coercions_are_one_line_errors(kwargs, message):
+    with pytest.raises((ValueError, TypeError), match=message):
+        inrd.sample(lambda x, s: x, S.geometric(3, 0.01, 1.0), "ind", **kwargs)

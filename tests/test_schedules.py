@@ -193,3 +193,34 @@ def test_schedule_name_normalises_once():
     assert set(S.SCHEDULES) == set(typing.get_args(S.ScheduleName))
     assert torch.equal(S.make("super_geometric", 10, 0.01, 1.0), S.super_geometric(10, 0.01, 1.0))
     assert torch.equal(S.affine(5.0, 0.1, 1.0), S.affine(5, 0.1, 1.0))  # an integral float is an integer
+
+
+def test_sigma_files_take_only_plain_numbers_and_any_bytes_in_comments(tmp_path):
+    f = tmp_path / "s.txt"
+    f.write_bytes(b"0 0.1 # niveau \xe9lev\xe9 (latin-1)\n2e-1, .4\n")
+    assert S.load_sigmas(f).tolist() == [0.0, 0.1, 0.2, 0.4]
+    f.write_text("0 1_0\n")  # Python's float() would read 10
+    with pytest.raises(ValueError, match="'1_0' is not a number"):
+        S.load_sigmas(f)
+    f.write_bytes(b"0 0.1\x00\n")
+    with pytest.raises(ValueError, match="not a text file"):
+        S.load_sigmas(f)
+
+
+def test_a_duplicate_level_is_named_as_such():
+    with pytest.raises(ValueError, match=r"sigmas\[1\] = sigmas\[2\] = 0.1: a noise level appears twice"):
+        S.check_sigmas([0, 0.1, 0.1, 0.3])
+    with pytest.raises(ValueError, match="sort them ascending"):
+        S.check_sigmas([0, 0.3, 0.2, 0.2])
+
+
+def test_a_grid_too_large_for_memory_is_refused_before_it_is_built():
+    with pytest.raises(ValueError, match=r"T = 1000000000000 levels needs at least .* GiB"):
+        S.ddpm(T=10**12)
+
+
+def test_prune_grid_uses_a_subgrid_at_its_own_length_only():
+    g = S.ddpm()
+    assert torch.equal(S.prune_grid(g, 3, subgrid=(10, 500, 1000)), g[[0, 10, 500, 1000]])
+    assert torch.equal(S.prune_grid(g, 4, subgrid=(10, 500, 1000)), S.prune(g, 4))
+    assert torch.equal(S.prune_grid(g, 995, 1.5, 10), S.prune(g, 995, 1.5, 6))  # first lowered to leave room

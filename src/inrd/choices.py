@@ -13,7 +13,7 @@ from typing import Literal, Optional, Union, get_args
 import torch
 
 __all__ = [
-    "RhoName", "Rho", "Clip", "ScheduleName", "GridName", "Algorithm", "Task", "Boundary", "FastMode", "DtypeName",
+    "RhoName", "Rho", "Clip", "ScheduleName", "Schedule", "GridName", "Algorithm", "Task", "Boundary", "FastMode", "DtypeName",
     "choose", "maybe_choose", "parse_rho", "names_of",
 ]
 
@@ -27,8 +27,10 @@ Rho = Union[RhoName, float, torch.Tensor]
 Clip = Literal["none", "denoised", "x0"]
 #: training grids of 1000 levels (pruned to a step count)
 GridName = Literal["ddpm", "cosine"]
-#: schedules by name: ``training`` is a network's own training grid; the others are :mod:`inrd.schedules`
-ScheduleName = Literal["training", "ddpm", "cosine", "affine", "geometric", "super-geometric", "karras"]
+#: the schedules of :mod:`inrd.schedules` by name
+ScheduleName = Literal["ddpm", "cosine", "affine", "geometric", "super-geometric", "karras"]
+#: a schedule as a run names it: ``training`` is a network's own training grid, else one of :data:`ScheduleName`
+Schedule = Literal["training", ScheduleName]
 #: restoration algorithms (:mod:`inrd.restoration`)
 Algorithm = Literal["pnp-pgd", "gs-pnp", "hqs", "inrd-posterior"]
 #: restoration tasks: the forward operator A of y = A v + w
@@ -59,7 +61,7 @@ def choose(value, options, what: str) -> str:
         for name in allowed:
             if _key(name) == key:
                 return name
-    raise ValueError(f"unknown {what} {value!r}; choose one of {', '.join(allowed)}.")
+    raise ValueError(f"{what} must be {', '.join(allowed[:-1])} or {allowed[-1]}, got {value!r}.")
 
 
 def maybe_choose(value, options) -> Optional[str]:
@@ -82,7 +84,7 @@ def parse_rho(value) -> Union[str, float]:
         try:
             value = float(value.strip())
         except ValueError:
-            raise ValueError(f"unknown relaxation {value!r}; use {', '.join(names_of(RhoName))} or a number in [0, 1].") from None
+            raise ValueError(f"rho must be {', '.join(names_of(RhoName))} or a number in [0, 1]; {value!r} is an unknown relaxation.") from None
     if isinstance(value, complex):
         raise ValueError(f"rho must be a real number in [0, 1], got the complex {value!r}.")
     try:

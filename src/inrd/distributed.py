@@ -111,16 +111,36 @@ def _rendezvous(rank: int, world: int):
     return store
 
 
-def batches(n: int, batch: int) -> list[range]:
+class Batches(Sequence):
+    """The global index ranges ``[k batch, (k + 1) batch)`` covering ``0..n-1`` (the last may be shorter), for
+    ``k`` in ``ks``; a lazy sequence (a billion samples make no list of ranges), sliced like a list."""
+
+    def __init__(self, n: int, batch: int, ks: Optional[range] = None):
+        self.n, self.batch = n, batch
+        self.ks = range(-(-n // batch)) if ks is None else ks
+
+    def __len__(self) -> int:
+        return len(self.ks)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return Batches(self.n, self.batch, self.ks[i])
+        k = self.ks[i]
+        return range(k * self.batch, min((k + 1) * self.batch, self.n))
+
+    def __eq__(self, other) -> bool:
+        return list(self) == list(other)
+
+
+def batches(n: int, batch: int) -> Batches:
     """Global index ranges ``[k batch, (k + 1) batch)`` covering ``0..n-1`` (the last may be shorter)."""
-    if int(n) != n or n < 1:
-        raise ValueError(f"the number of samples must be a positive integer, got {n}.")
-    if int(batch) != batch or batch < 1:
-        raise ValueError(f"the batch size must be a positive integer, got {batch}.")
-    return [range(k, min(k + batch, n)) for k in range(0, n, batch)]
+    for name, v in (("the number of samples", n), ("the batch size", batch)):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or int(v) != v or v < 1:
+            raise ValueError(f"{name} must be a positive integer, got {v!r}.")
+    return Batches(int(n), int(batch))
 
 
-def rank_batches(n: int, batch: int, rank: int, world: int) -> list[range]:
+def rank_batches(n: int, batch: int, rank: int, world: int) -> Batches:
     """The batches of rank ``rank`` out of ``world``: every ``world``-th batch starting at ``rank``."""
     return batches(n, batch)[rank::world]
 
@@ -140,7 +160,7 @@ def _init_for(init, idx: range, n: int):
 def sample_distributed(
     denoiser: Callable,
     sigmas,
-    rho="canonical",
+    rho=None,
     *,
     n: int,
     shape: Sequence[int],
@@ -157,7 +177,7 @@ def sample_distributed(
 
     Args:
         denoiser: ``D(x, sigma)``, already on this rank's device (see :func:`rank_device`).
-        sigmas, rho: schedule and relaxation, as for :func:`inrd.sample`.
+        sigmas, rho: schedule and relaxation, or a :class:`~inrd.relaxations.Scheme`, as for :func:`inrd.sample`.
         n: number of samples; shape: ``(C, H, W)`` of one sample; batch: images per sampler call.
         seed: run seed; sample ``i`` uses the generator of ``(seed, i)`` whatever the world size.
         init: a constant, one (1, C, H, W) start image for all samples, or (n, C, H, W) starts.

@@ -30,11 +30,12 @@ from __future__ import annotations
 
 import copy
 import warnings
-from typing import Callable, Literal, Optional, Union
+from typing import Callable, Optional, Union
 
 import torch
 from torch import nn
 
+from .choices import FastMode
 from .denoisers.base import carry_attributes
 from .denoisers.eps import EpsDenoiser
 from .validate import sigma_vector
@@ -42,7 +43,7 @@ from .validate import sigma_vector
 __all__ = ["accelerate", "speed_up", "Chunked", "LowPrecision", "CudaGraphed", "FastDtype", "LOW_PRECISION"]
 
 #: the fast path's network precision: "auto" (fp16 on CUDA, bf16 elsewhere), bf16, fp16, or fp32 (full)
-FastDtype = Literal["auto", "bf16", "fp16", "fp32"]
+FastDtype = FastMode
 
 LOW_PRECISION = {
     "auto": "auto",

@@ -32,6 +32,7 @@ __all__ = [
     "save_with_sidecar",
     "versions",
     "load_image",
+    "is_readable_image",
     "SKIMAGE_IMAGES",
     "to_uint8",
 ]
@@ -77,6 +78,19 @@ def save_image(path, x: torch.Tensor) -> Path:
     with atomic_path(path) as tmp:
         Image.fromarray(to_uint8(x)).save(tmp, format="PNG")
     return Path(path)
+
+
+def is_readable_image(path) -> bool:
+    """True when ``path`` is an image file that decodes completely (a truncated PNG, e.g. from a copy that
+    was cut off, does not)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            im.load()
+        return True
+    except Exception:  # PIL raises many types (OSError, SyntaxError, ValueError) for broken files
+        return False
 
 
 def grid(x: torch.Tensor, nrow: int | None = None, pad: int = 2, value: float = 1.0) -> torch.Tensor:

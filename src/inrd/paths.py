@@ -78,6 +78,7 @@ def check_output(path, kind: Literal["folder", "file"] = "folder", option: str =
         if e.errno == errno.ELOOP:
             raise ValueError(f"{option} {shown} is (or passes through) a symbolic-link loop; choose another {option}.") from None
         if e.errno == errno.ENAMETOOLONG:
+            _check_lengths(p, Path("/"), option)
             raise ValueError(f"{option} {shown[:60]}... is longer than the file system takes; choose a shorter {option}.") from None
         raise ValueError(f"{option} {shown}: {e.strerror}; choose another {option}.") from None
     if exists:
@@ -89,17 +90,22 @@ def check_output(path, kind: Literal["folder", "file"] = "folder", option: str =
     existing = next((a for a in (folder.absolute(), *folder.absolute().parents) if a.exists()), Path("/"))
     if not existing.is_dir():
         raise ValueError(f"cannot write to {shown}: {_name(existing)} is not a writable folder (it is a file); choose another {option}.")
+    _check_lengths(p, existing, option)
+    if not os.access(existing, os.W_OK | os.X_OK):
+        reason = "the file system is read-only" if _read_only(existing) else "permission denied"
+        raise ValueError(f"cannot write to {_name(existing)} ({reason}); choose a writable {option}.")
+    return p
+
+
+def _check_lengths(p: Path, existing: Path, option: str) -> None:
+    """Refuse a name or a path longer than the file system of ``existing`` takes."""
     name_max, path_max = _limits(existing)
     too_long = next((part for part in p.absolute().parts if len(os.fsencode(part)) > name_max), None)
     if too_long is not None:
         raise ValueError(f"{option}: the name {too_long[:40]}... has {len(os.fsencode(too_long))} bytes, more than the "
                          f"{name_max} the file system takes; choose a shorter {option}.")
     if len(os.fsencode(str(p.absolute()))) + 64 > path_max:  # room for the files written inside
-        raise ValueError(f"{option} {shown[:60]}... is longer than the {path_max} bytes a path may have; choose a shorter {option}.")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        reason = "the file system is read-only" if _read_only(existing) else "permission denied"
-        raise ValueError(f"cannot write to {_name(existing)} ({reason}); choose a writable {option}.")
-    return p
+        raise ValueError(f"{option} {_name(p)[:60]}... is longer than the {path_max} bytes a path may have; choose a shorter {option}.")
 
 
 def _blocking_file(p: Path) -> Optional[str]:

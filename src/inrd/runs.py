@@ -39,7 +39,9 @@ def _flat(d: Mapping, prefix: str = "") -> dict:
 
 def _differences(old: Mapping, new: Mapping, limit: int = 3) -> str:
     old, new = _flat(old), _flat(new)
-    keys = [k for k in sorted(set(old) | set(new), key=lambda k: (k.count("."), k)) if old.get(k) != new.get(k)]
+    # shallow keys first, and among them single values before lists: "steps: 6 there, 5 now" says more than a sigma table
+    order = lambda k: (k.count("."), isinstance(old.get(k, new.get(k)), list), k)  # noqa: E731
+    keys = [k for k in sorted(set(old) | set(new), key=order) if old.get(k) != new.get(k)]
     shown = [f"{k}: {_short(old.get(k))} there, {_short(new.get(k))} now" for k in keys[:limit]]
     return "; ".join(shown) + (f" (+{len(keys) - limit} more)" if len(keys) > limit else "")
 

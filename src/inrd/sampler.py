@@ -111,6 +111,8 @@ def _start(denoiser, init, shape, device, dtype) -> torch.Tensor:
         raise ValueError(f"shape must be (B, C, H, W) with positive integer sizes, got {shape}.")
     shape = tuple(int(n) for n in shape)
     init = torch.as_tensor(init, device=check_device(device or mdev or "cpu"), dtype=dtype or mdtype or torch.float32)
+    if not torch.isfinite(init).all():
+        raise ValueError(f"init overflows {init.dtype} (its largest value is {torch.finfo(init.dtype).max:.3g}); start from values near [0, 1].")
     try:
         return init.expand(shape).clone()
     except RuntimeError:
@@ -196,6 +198,9 @@ def sample(
     else:
         noise = _checked(noise)
     max_abs = 1e3 * (1.0 + float(sigmas[-1]) + init_std) if max_abs is None else float(max_abs)
+    if not max_deviation(v) <= max_abs:  # a start the divergence check would reject at once (or NaN)
+        raise ValueError(f"the start V_T reaches |V - 0.5| = {max_deviation(v):.3g}, beyond the divergence threshold max_abs = "
+                         f"{max_abs:.3g}; start from values near [0, 1] (init) or raise max_abs.")
     draw = lambda t: noise(t, v) if t >= 1 and gams[t] > 0 else None  # noqa: E731  Z_t, None when gamma_t = 0
     if init_std > 0:
         v += init_std * noise(T + 1, v)

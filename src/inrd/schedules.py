@@ -8,18 +8,19 @@ Conventions:
   paper: ``sigmas[t] = sigma_t`` for ``t = 0..T``; ``sigmas[0]`` is usually 0.
 
 The relaxations ``rho_t`` on a schedule and the noise ``gamma_t`` they leave to add are
-:mod:`inrd.relaxations`. This module imports nothing from the rest of inrd.
+:mod:`inrd.relaxations`. This module imports nothing from the rest of inrd but its vocabulary (:mod:`inrd.choices`).
 """
 
 from __future__ import annotations
 
 import math
-from typing import Literal, Optional, get_args
+import re
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
 
-ScheduleName = Literal["ddpm", "cosine", "affine", "geometric", "super-geometric", "karras"]
+from .choices import ScheduleName, maybe_choose
 
 __all__ = [
     "ddpm",
@@ -36,6 +37,7 @@ __all__ = [
     "load_sigmas",
     "prune",
     "prune_indices",
+    "prune_grid",
     "check_sigmas",
     "sigmas_from_alphas_cumprod",
 ]
@@ -69,6 +71,10 @@ def check_sigmas(sigmas) -> torch.Tensor:
         t = int(torch.nonzero(s < 0)[0])
         raise ValueError(f"sigmas[{t}] = {s[t].item():.6g} is negative; noise levels are standard deviations (>= 0).")
     d = s[1:] - s[:-1]
+    if (d == 0).any() and not (d < 0).any():
+        t = int(torch.nonzero(d == 0)[0]) + 1
+        raise ValueError(f"sigmas[{t - 1}] = sigmas[{t}] = {s[t].item():.6g}: a noise level appears twice; remove the duplicate "
+                         f"(the levels must be strictly ascending).")
     if (d <= 0).any():
         t = int(torch.nonzero(d <= 0)[0]) + 1
         raise ValueError(
@@ -120,7 +126,12 @@ def _positive_int(value, what: str) -> int:
 
 
 def _check_T(T) -> int:
-    return _positive_int(T, "T (number of training noise levels)")
+    """T as a positive integer whose tables fit in memory (a few float64 vectors of length T)."""
+    from .memory import require
+
+    T = _positive_int(T, "T (number of training noise levels)")
+    require(8 * 8 * T, f"a schedule of T = {T} levels", "use fewer levels (DDPM has 1000)")
+    return T
 
 
 def ddpm_alphas_cumprod(T: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02) -> torch.Tensor:
@@ -237,13 +248,12 @@ SCHEDULES = {
 }
 
 
-def schedule_name(spec) -> Optional[ScheduleName]:
-    """The schedule named by ``spec`` (case and ``_``/``-`` ignored: ``"Super_Geometric"`` is
-    ``"super-geometric"``), or None when ``spec`` names none (e.g. a file of sigmas)."""
-    if not isinstance(spec, str):
-        return None
-    key = spec.strip().replace("_", "-").lower()
-    return key if key in get_args(ScheduleName) else None
+def schedule_name(spec) -> Optional[str]:
+    """The schedule of this module named by ``spec`` (case and ``_``/``-`` ignored: ``"Super_Geometric"`` is
+    ``"super-geometric"``), or None when ``spec`` names none (e.g. a file of sigmas, or ``"training"``,
+    which is a network's own grid)."""
+    key = maybe_choose(spec, ScheduleName)
+    return key if key in SCHEDULES else None
 
 
 def make(name: str, steps: int | None = None, sigma_min: float | None = None, sigma_max: float | None = None) -> torch.Tensor:
@@ -258,23 +268,28 @@ def make(name: str, steps: int | None = None, sigma_min: float | None = None, si
     return SCHEDULES[key](steps if steps is not None else 100, sigma_min, sigma_max)
 
 
-def load_sigmas(path) -> torch.Tensor:
-    """Read a schedule from a text file: whitespace/comma separated numbers, ascending, ``#`` comments."""
-    import re
+#: a number as a sigma file may write it: decimal, optional exponent (no "_" separators, no "nan"/"inf" words
+#: beyond what check_sigmas then refuses with its own message)
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|[+-]?(nan|inf|infinity)", re.IGNORECASE)
 
+
+def load_sigmas(path) -> torch.Tensor:
+    """Read a schedule from a text file: whitespace/comma separated numbers, ascending, ``#`` comments
+    (which may hold any text, in any encoding)."""
     try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
+        with open(path, "rb") as f:
+            raw = f.read()
     except OSError as e:
         raise ValueError(f"cannot read sigma file {path}: {e.strerror}; give a readable text file of noise levels.") from None
-    except UnicodeDecodeError:
-        raise ValueError(f"sigma file {path} is not a text file; write the noise levels as text, one per line.") from None
+    if b"\0" in raw:
+        raise ValueError(f"sigma file {path} is not a text file (it holds NUL bytes); write the noise levels as text, one per line.")
+    text = raw.decode("utf-8", errors="surrogateescape")  # bytes outside UTF-8 are fine in comments, caught below elsewhere
     values = []
     for tok in (tok for line in text.splitlines() for tok in re.split(r"[\s,]+", line.split("#")[0].strip()) if tok):
-        try:
-            values.append(float(tok))
-        except ValueError:
-            raise ValueError(f"malformed sigma file {path}: {tok!r} is not a number; write one noise level per line.") from None
+        if not _NUMBER.fullmatch(tok):
+            shown = tok.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="replace")
+            raise ValueError(f"malformed sigma file {path}: {shown!r} is not a number; write one noise level per line.")
+        values.append(float(tok))
     if not values:
         raise ValueError(f"sigma file {path} holds no numbers; write the ascending noise levels sigma_0..sigma_T.")
     try:
@@ -323,3 +338,18 @@ def prune(sigmas, steps: int, power: float = 1.0, first: Optional[int] = None) -
     """Subgrid ``sigma'_k = sigmas[a_k]``, ``k = 0..steps`` (see :func:`prune_indices`)."""
     s = check_sigmas(sigmas)
     return s[prune_indices(s.numel() - 1, steps, power, first)]
+
+
+def prune_grid(grid, steps: int, power: float = 1.0, first: Optional[int] = None,
+               subgrid: Optional[Sequence[int]] = None) -> torch.Tensor:
+    """A fine grid (a network's training levels, DDPM's 1000) pruned to ``steps`` levels: the searched
+    ``subgrid`` (1-based indices t of ``grid``) when it has ``steps`` levels, else :func:`prune` spaced by
+    ``power`` and ``first``, with ``first`` lowered where the grid leaves no room for ``steps`` levels above it.
+    The one place where a grid becomes the schedule of a run."""
+    g = check_sigmas(grid)
+    T = g.numel() - 1
+    if subgrid is not None and steps == len(subgrid):
+        return g[[0, *subgrid]]
+    if first is not None and isinstance(steps, int) and 1 <= steps <= T:
+        first = min(first, max(1, T - steps + 1))
+    return prune(g, steps, power, first)

@@ -37,7 +37,7 @@ def check_index(value, name: str) -> int:
     if not ok and isinstance(value, float) and value.is_integer():
         ok, value = True, int(value)
     if not ok or int(value) < 0:
-        raise ValueError(f"{name} must be an integer >= 0, got {value!r}.")
+        raise ValueError(f"{name} must be >= 0 (an integer), got {value!r}.")
     return int(value)
 
 

@@ -128,3 +128,32 @@ def test_every_command_has_the_same_progress_flag():
     assert len({f.help for f in flags}) == 1
     assert parser.parse_args(["sample", "--no-progress"]).progress is False
     assert parser.parse_args(["weights", "fetch", "x"]).progress is True
+
+
+def test_usage_errors_are_one_line(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["sample", "--clip", "sometimes"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.count("\n") == 1 and "invalid choice: 'sometimes'" in err and "--help" in err
+
+
+def test_outputs_too_large_for_memory_are_refused_before_loading(tmp_path, capsys):
+    out = tmp_path / "o"
+    assert main(["sample", "--display", "60000", "--no-progress", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "with its outputs needs at least" in err and "--display" in err and err.count("\n") == 1
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--init", "gaussian:1:2:3"], "at most two numbers"),
+    (["--schedule", "cosine", "--sigma-min", "0.1"], "--sigma-min sets the lowest level"),
+    (["--seed", "-1"], "--seed must be >= 0"),
+    (["--out", ""], "--out is empty"),
+    (["--init", "1e308"], "init overflows"),
+])
+def test_silent_coercions_are_refused(tmp_path, capsys, argv, message):
+    args = ["sample", "--no-progress", "--batch", "1", "--out", str(tmp_path / "o"), *argv]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1

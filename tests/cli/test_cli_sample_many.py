@@ -109,3 +109,14 @@ def test_sample_many_errors(tmp_path, capsys, args, message):
     assert main(base + args) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_skip_existing_resamples_a_truncated_png(tmp_path):
+    out = tmp_path / "many"
+    assert main(_many(out)) == 0
+    before = {p.name: p.read_bytes() for p in out.glob("*.png")}
+    cut = out / "sample_000001.png"
+    cut.write_bytes(before[cut.name][:40])  # a copy cut off: present, but it does not decode
+    assert main(_many(out, "--skip-existing")) == 0
+    assert {p.name: p.read_bytes() for p in out.glob("*.png")} == before
+    assert json.loads((out / "sample_many.json").read_text())["timing"]["samples_written"] == 2  # batch [0, 2) only

@@ -30,7 +30,8 @@ _OPTIONS = {
 
 
 def register(sub) -> None:
-    p = sub.add_parser("reproduce", help="reproduce a figure of the paper (fig1..fig4) or an experiment (analysis, pnp-table, quality)")
+    experiments = ", ".join(k for k in FIGURES if not k.startswith("fig"))
+    p = sub.add_parser("reproduce", help=f"reproduce a figure of the paper (fig1..fig4) or an experiment ({experiments})")
     p.add_argument("figure", choices=sorted(FIGURES))
     p.add_argument("--out", default="figures", help="output folder (default: ./figures)")
     p.add_argument("--weights", help=_OPTIONS["weights"])

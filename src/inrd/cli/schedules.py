@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..experiments import fig1
-
 
 def register(sub) -> None:
     p = sub.add_parser("schedules", help="plot noise schedules (log sigma against t) and print their ranges")
@@ -14,10 +12,14 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    table = fig1.schedule_table()
+    from .. import io
+    from ..schedule_plot import plot_schedules, schedule_table
+
     if Path(args.out).suffix.lower() != ".png":
         raise ValueError(f"--out {args.out!r} must name a .png file.")
-    fig1.plot(table, args.out)
+    io.check_output(args.out, "file")
+    table = schedule_table()
+    plot_schedules(table, args.out)
     print(f"{'schedule':40s} {'T':>5s} {'sigma_1':>10s} {'sigma_T':>10s}")
     for name, s in table.items():
         print(f"{name:40s} {s.numel() - 1:5d} {s[1].item():10.6g} {s[-1].item():10.6g}")

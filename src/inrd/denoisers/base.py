@@ -13,18 +13,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
-from typing import Literal, Optional, Protocol, Union, runtime_checkable
+from typing import Optional, Protocol, Union, runtime_checkable
 
 import torch
 
 from .. import schedules
+from ..choices import Clip, RhoName, Schedule, choose, parse_rho
 
-__all__ = ["Denoiser", "SamplingDefaults", "StepSetting", "ScheduleName", "defaults_of", "carry_attributes"]
+__all__ = ["Denoiser", "SamplingDefaults", "StepSetting", "defaults_of", "carry_attributes"]
 
-#: ``"training"`` is the network's own training grid (``train_sigmas``), pruned with ``schedules.prune``
-ScheduleName = Literal["training", "ddpm", "cosine", "affine", "geometric", "super-geometric", "karras"]
-RhoName = Union[Literal["canonical", "ind", "ddim"], float]
-ClipMode = Literal["none", "denoised", "x0"]
+#: how many levels a parametric schedule gets when it is the fine grid that figures prune (DDPM's T)
+FINE_LEVELS = 1000
 
 
 @dataclass(frozen=True)
@@ -32,8 +31,8 @@ class StepSetting:
     """The best measured setting of a network for one step count: the fields of :class:`SamplingDefaults`
     of the same names (``subgrid`` or ``power``/``first`` choose the grid)."""
 
-    rho: RhoName
-    clip: ClipMode = "none"
+    rho: Union[RhoName, float]
+    clip: Clip = "none"
     power: float = 1.0
     first: Optional[int] = None
     subgrid: Optional[tuple[int, ...]] = None
@@ -71,8 +70,8 @@ class SamplingDefaults:
             only changes ``--steps`` gets, :meth:`for_steps`).
     """
 
-    rho: RhoName
-    schedule: ScheduleName
+    rho: Union[RhoName, float]
+    schedule: Schedule
     steps: int
     sigma_min: Optional[float] = None
     sigma_max: Optional[float] = None
@@ -84,20 +83,22 @@ class SamplingDefaults:
     subgrid: Optional[tuple[int, ...]] = None
     power: float = 1.0
     first: Optional[int] = None
-    clip: ClipMode = "none"
+    clip: Clip = "none"
     by_steps: tuple[tuple[int, StepSetting], ...] = ()
 
     def __post_init__(self):
-        if isinstance(self.rho, str) and self.rho not in ("canonical", "ind", "ddim"):
-            raise ValueError(f"sampling defaults: rho must be canonical, ind, ddim or a number, got {self.rho!r}.")
+        try:  # one spelling: names are stored as the vocabulary writes them
+            object.__setattr__(self, "rho", parse_rho(self.rho))
+            object.__setattr__(self, "schedule", choose(self.schedule, Schedule, "schedule"))
+            object.__setattr__(self, "clip", choose(self.clip, Clip, "clip"))
+        except ValueError as e:
+            raise ValueError(f"sampling defaults: {e}") from None
         if self.schedule == "training" and not self.train_sigmas:
             raise ValueError("sampling defaults: schedule 'training' needs the network's train_sigmas.")
         if int(self.steps) < 1:
             raise ValueError(f"sampling defaults: steps must be >= 1, got {self.steps}.")
         if not (self.init_std >= 0 and math.isfinite(self.init_std)):
             raise ValueError(f"sampling defaults: init_std must be finite and >= 0, got {self.init_std}.")
-        if self.clip not in ("none", "denoised", "x0"):
-            raise ValueError(f"sampling defaults: clip must be none, denoised or x0, got {self.clip!r}.")
 
     def with_(self, **changes) -> "SamplingDefaults":
         """A copy with some fields changed (e.g. ``channels`` of a gray model)."""
@@ -114,15 +115,21 @@ class SamplingDefaults:
         return replace(self, steps=int(steps), rho=own.rho, clip=own.clip, power=own.power, first=own.first, subgrid=own.subgrid)
 
     def sigmas(self, steps: Optional[int] = None) -> torch.Tensor:
-        """The default schedule as an ascending float64 tensor sigma_0..sigma_T."""
+        """The default schedule as an ascending float64 tensor sigma_0..sigma_T: the training grid pruned
+        by :func:`inrd.schedules.prune_grid` (its subgrid, or its power-law spacing), else the named schedule."""
+        n = int(steps or self.steps)
         if self.schedule == "training":
-            grid = torch.tensor(self.train_sigmas, dtype=torch.float64)
-            n, T = int(steps or self.steps), grid.numel() - 1
-            if self.subgrid is not None and n == len(self.subgrid):
-                return grid[[0, *self.subgrid]]
-            first = None if self.first is None else min(self.first, max(1, T - n + 1))  # room for n levels
-            return schedules.prune(grid, n, self.power, first)
-        return schedules.make(self.schedule, int(steps or self.steps), self.sigma_min, self.sigma_max)
+            return schedules.prune_grid(self.train_sigmas, n, self.power, self.first, self.subgrid)
+        return schedules.make(self.schedule, n, self.sigma_min, self.sigma_max)
+
+    def fine_grid(self) -> torch.Tensor:
+        """The grid that pruning to fewer steps starts from: the training grid, DDPM's or the cosine's 1000
+        levels, or the default parametric schedule built with :data:`FINE_LEVELS` levels on its range."""
+        if self.schedule == "training":
+            return torch.tensor(self.train_sigmas, dtype=torch.float64)
+        if self.schedule in ("ddpm", "cosine"):
+            return schedules.make(self.schedule)
+        return schedules.make(self.schedule, FINE_LEVELS, self.sigma_min, self.sigma_max)
 
 
 def defaults_of(denoiser) -> SamplingDefaults:

@@ -185,6 +185,10 @@ def _import_bm3d():
     return bm3d
 
 
+#: smallest side the bm3d library takes safely (measured: below 8 it raises, 8x8 segfaults, 9x9 and 8x16 work)
+MIN_SIDE = 16
+
+
 class BM3DDenoiser(Denoiser):
     """``D(x, sigma)``: BM3D from the ``bm3d`` package, image by image on the CPU (no gradient).
 
@@ -228,11 +232,15 @@ class BM3DDenoiser(Denoiser):
                 out[i] = x[i]
                 continue
             a = x[i].detach().double().cpu().permute(1, 2, 0).numpy()
+            h, w = a.shape[:2]
+            # the bm3d library fails below 8 pixels a side and crashes the process (segfault) at 8x8: smaller
+            # images are mirrored out to MIN_SIDE and cropped back
+            a = np.pad(a, ((0, max(0, MIN_SIDE - h)), (0, max(0, MIN_SIDE - w)), (0, 0)), mode="symmetric")
             if a.shape[2] == 3:
                 d = self._bm3d.bm3d_rgb(a, float(s[i]), profile=self.profile, colorspace=self.colorspace)
             else:
                 d = self._bm3d.bm3d(a[:, :, 0], float(s[i]), profile=self.profile)[:, :, None]
-            out[i] = torch.from_numpy(np.ascontiguousarray(d)).permute(2, 0, 1).to(out)
+            out[i] = torch.from_numpy(np.ascontiguousarray(d[:h, :w])).permute(2, 0, 1).to(out)
         return out
 
 

@@ -124,7 +124,7 @@ def build(
 
     if weights is None and not random_init:
         raise ValueError(
-            "DiffUNet needs weights: pass weights='diffunet-ffhq' (or a path to diffusion_ffhq_10m.pt); get the file "
+            "DiffUNet needs weights: 'diffunet-ffhq' or a path to diffusion_ffhq_10m.pt (--weights, or weights= in Python); get the file "
             "with `inrd weights fetch diffunet-ffhq` on a connected machine (see `inrd weights list`), "
             "or use random_init=True for a network with random weights."
         )

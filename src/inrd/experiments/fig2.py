@@ -23,7 +23,6 @@ from ..sampler import SamplingDiverged, sample
 from .common import out_paths, save_figure_grid
 
 STEPS = (1000, 250, 100, 50, 20)
-FINE_LEVELS = 1000  # levels of the grid that is pruned (DDPM's T)
 
 
 def pick_denoiser(weights=None, device="cpu"):
@@ -43,13 +42,7 @@ def base_grid(D) -> tuple[torch.Tensor, dict]:
     both from ``D.sampling_defaults``: its training grid (``schedule="training"``, or DDPM/cosine's 1000
     levels), else its default schedule with 1000 levels on ``[sigma_min, sigma_max]``."""
     d = defaults_of(D)
-    if d.schedule == "training":
-        grid = torch.tensor(d.train_sigmas, dtype=torch.float64)
-    elif d.schedule in ("ddpm", "cosine"):
-        grid = S.make(d.schedule)
-    else:
-        grid = S.make(d.schedule, FINE_LEVELS, d.sigma_min, d.sigma_max)
-    return grid, {"init": float(d.init), "init_std": float(d.init_std)}
+    return d.fine_grid(), {"init": float(d.init), "init_std": float(d.init_std)}
 
 
 def run(out_dir="figures", weights=None, steps=STEPS, n=2, size=None, seed=0, device="cpu", progress=False) -> dict:
