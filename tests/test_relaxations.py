@@ -6,7 +6,6 @@ import pytest
 import torch
 
 import inrd
-
 from inrd import relaxations as R
 from inrd import schedules as S
 
