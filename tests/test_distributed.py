@@ -147,3 +147,12 @@ def test_batches_are_lazy_even_for_a_billion_samples():
     assert list(batches(5, 2)) == [range(0, 2), range(2, 4), range(4, 5)]
     assert list(rank_batches(7, 2, 1, 2)) == [range(2, 4), range(6, 7)]
     assert len(rank_batches(10**9, 16, 3, 8)) == 7_812_500
+
+
+def test_an_unresolvable_master_addr_is_one_line_at_once(monkeypatch):
+    from inrd import distributed
+
+    monkeypatch.setenv("MASTER_ADDR", "no-such-host.invalid")
+    monkeypatch.setenv("MASTER_PORT", "29777")
+    with pytest.raises(ValueError, match=r"MASTER_ADDR 'no-such-host.invalid' is not a host name or address"):
+        distributed._rendezvous(0, 2)

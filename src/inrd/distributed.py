@@ -22,6 +22,9 @@ within ``$INRD_RENDEZVOUS_TIMEOUT`` seconds (default 120): a stale torchrun envi
 from __future__ import annotations
 
 import os
+import socket
+import sys
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Callable, Optional, Sequence, Union
 
@@ -86,6 +89,20 @@ def rendezvous_timeout() -> float:
     return seconds
 
 
+@contextmanager
+def _cpp_log_silenced():
+    """File descriptor 2 sent to /dev/null for the duration (C++ code writes to it directly, not to sys.stderr)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def _rendezvous(rank: int, world: int):
     """The store of the process group (torch's ``env://`` rendezvous), with a bounded wait.
 
@@ -100,7 +117,13 @@ def _rendezvous(rank: int, world: int):
     seconds = rendezvous_timeout()
     where = f"{os.environ['MASTER_ADDR']}:{os.environ['MASTER_PORT']}"
     try:
-        store, _, _ = next(dist.rendezvous("env://", rank=rank, world_size=world, timeout=timedelta(seconds=seconds)))
+        socket.getaddrinfo(os.environ["MASTER_ADDR"], None)
+    except (socket.gaierror, UnicodeError):
+        raise ValueError(f"MASTER_ADDR {os.environ['MASTER_ADDR']!r} is not a host name or address this machine can resolve; "
+                         f"launch with torchrun, or unset RANK and WORLD_SIZE to run in one process.") from None
+    try:
+        with _cpp_log_silenced():  # torch's C++ side logs every retry with a stack of frames; the error below says it in one line
+            store, _, _ = next(dist.rendezvous("env://", rank=rank, world_size=world, timeout=timedelta(seconds=seconds)))
     except (RuntimeError, ValueError) as e:  # torch's DistError is a RuntimeError
         reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
         raise ValueError(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import torch
@@ -17,7 +18,7 @@ def save_figure_grid(path, rows: list[list[torch.Tensor]], row_labels, col_label
     import matplotlib.pyplot as plt
 
     nr, nc = len(rows), len(rows[0])
-    fig, axes = plt.subplots(nr, nc, figsize=(2.2 * nc, 2.3 * nr + 0.5), squeeze=False)
+    fig, axes = plt.subplots(nr, nc, figsize=(2.2 * nc, 2.3 * nr + 0.5), squeeze=False, layout="constrained")
     for i, row in enumerate(rows):
         for j, batch in enumerate(row):
             img = io.grid(batch.detach().float().cpu().clamp(0, 1), pad=1)
@@ -30,8 +31,8 @@ def save_figure_grid(path, rows: list[list[torch.Tensor]], row_labels, col_label
                 ax.set_title(col_labels[j], fontsize=9)
             if j == 0:
                 ax.set_ylabel(row_labels[i], fontsize=9)
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
+    # wrapped to the figure's width (about 5 points per character at 9 pt), so a long title is never cut off
+    fig.suptitle(textwrap.fill(title, width=max(30, int(2.2 * nc * 72 / 5))), fontsize=9)
     io.save_figure(fig, path, dpi=110)
 
 

@@ -19,6 +19,7 @@ from .. import denoisers, io
 from .. import schedules as S
 from ..denoisers.base import defaults_of
 from ..diagnostics import StabilityRecorder
+from ..guards import probe_shape
 from ..sampler import SamplingDiverged, sample
 from .common import out_paths, save_figure_grid
 
@@ -54,6 +55,7 @@ def run(out_dir="figures", weights=None, steps=STEPS, n=2, size=None, seed=0, de
     d = defaults_of(D)
     size = size or d.size
     shape = (n, d.channels, size, size)
+    probe_shape(D, shape, base, device, torch.float32, name)  # a size the network cannot take: one line, before any run
     rows, record = [[], []], []
     for r, rho in enumerate(("ind", "canonical")):
         for k in steps:
