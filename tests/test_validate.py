@@ -33,3 +33,21 @@ def test_sigma_vector_errors(sigma, error, match):
 def test_check_image_errors(x, error, match):
     with pytest.raises(error, match=match):
         check_image(x, channels=1)
+
+
+def test_devices_that_cannot_hold_images_are_refused():
+    from inrd.validate import check_device
+
+    assert check_device("cpu").type == "cpu"
+    for dev, message in (("meta", "cannot run inrd"), ("tpu", "unknown device"), ("cuda:7", "CUDA")):
+        with pytest.raises(ValueError, match=message):
+            check_device(dev)
+
+
+def test_indices_are_integers_never_rounded():
+    from inrd.validate import check_index
+
+    assert check_index(3, "seed") == 3 and check_index(4.0, "seed") == 4
+    for bad in (1.5, -1, True, "2", None):
+        with pytest.raises(ValueError, match="seed must be >= 0"):
+            check_index(bad, "seed")

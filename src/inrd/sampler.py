@@ -134,6 +134,35 @@ def _checked(noise: NoiseSource) -> NoiseSource:
     return draw
 
 
+def _setup(denoiser, sigmas, rho, shape, init, init_std, start_noise, seed, first_index, noise, device, dtype, max_abs, clip):
+    """Every check of :func:`sample`: returns the scheme, the start V_T (before its noise), the noise source
+    and the divergence threshold."""
+    if not callable(denoiser):
+        raise TypeError(f"denoiser must be callable as D(x, sigma), got {type(denoiser).__name__}.")
+    if clip not in names_of(Clip):
+        raise ValueError(f"clip must be one of {', '.join(names_of(Clip))}, got {clip!r}.")
+    if isinstance(init_std, (bool, complex)) or not (np.isfinite(init_std) and init_std >= 0):
+        raise ValueError(f"init_std must be a finite number >= 0, got {init_std}.")
+    if isinstance(sigmas, Scheme):
+        if rho is not None or start_noise:
+            raise ValueError("sigmas is a Scheme, which fixes rho and the start noise; drop rho= / start_noise= or pass plain sigmas.")
+        plan = sigmas
+    else:
+        plan = scheme(sigmas, "canonical" if rho is None else rho, start_noise)
+    if max_abs is not None and (isinstance(max_abs, (bool, complex)) or not float(max_abs) > 0):
+        raise ValueError(f"max_abs must be a number > 0 (the divergence threshold on |V - 0.5|), got {max_abs!r}.")
+    v = _start(denoiser, init, shape, device, dtype)
+    if noise is None:
+        noise = PerSampleNoise(check_index(seed, "seed"), v.shape[0], first=check_index(first_index, "first_index"))
+    else:
+        noise = _checked(noise)
+    max_abs = 1e3 * (1.0 + float(plan.sigmas[-1]) + init_std) if max_abs is None else float(max_abs)
+    if not max_deviation(v) <= max_abs:  # a start the divergence check would reject at once (or NaN)
+        raise ValueError(f"the start V_T reaches |V - 0.5| = {max_deviation(v):.3g}, beyond the divergence threshold max_abs = "
+                         f"{max_abs:.3g}; start from values near [0, 1] (init) or raise max_abs.")
+    return plan, v, noise, max_abs
+
+
 @torch.no_grad()
 def sample(
     denoiser: Callable,
@@ -177,30 +206,9 @@ def sample(
         clip: ``"none"`` (default, the paper's D), ``"denoised"`` or ``"x0"`` (diffusers' semantics), see :data:`Clip`.
     """
     # all validation happens here, before the first denoiser call
-    if not callable(denoiser):
-        raise TypeError(f"denoiser must be callable as D(x, sigma), got {type(denoiser).__name__}.")
-    if clip not in names_of(Clip):
-        raise ValueError(f"clip must be one of {', '.join(names_of(Clip))}, got {clip!r}.")
-    if isinstance(init_std, (bool, complex)) or not (np.isfinite(init_std) and init_std >= 0):
-        raise ValueError(f"init_std must be a finite number >= 0, got {init_std}.")
-    if isinstance(sigmas, Scheme):
-        if rho is not None or start_noise:
-            raise ValueError("sigmas is a Scheme, which fixes rho and the start noise; drop rho= / start_noise= or pass plain sigmas.")
-        plan = sigmas
-    else:
-        plan = scheme(sigmas, "canonical" if rho is None else rho, start_noise)
-    if max_abs is not None and (isinstance(max_abs, (bool, complex)) or not float(max_abs) > 0):
-        raise ValueError(f"max_abs must be a number > 0 (the divergence threshold on |V - 0.5|), got {max_abs!r}.")
-    v = _start(denoiser, init, shape, device, dtype)
+    plan, v, noise, max_abs = _setup(denoiser, sigmas, rho, shape, init, init_std, start_noise, seed, first_index, noise,
+                                     device, dtype, max_abs, clip)
     T, sigmas, rhos, gams = plan.T, plan.sigmas, plan.rhos, plan.gammas
-    if noise is None:
-        noise = PerSampleNoise(check_index(seed, "seed"), v.shape[0], first=check_index(first_index, "first_index"))
-    else:
-        noise = _checked(noise)
-    max_abs = 1e3 * (1.0 + float(sigmas[-1]) + init_std) if max_abs is None else float(max_abs)
-    if not max_deviation(v) <= max_abs:  # a start the divergence check would reject at once (or NaN)
-        raise ValueError(f"the start V_T reaches |V - 0.5| = {max_deviation(v):.3g}, beyond the divergence threshold max_abs = "
-                         f"{max_abs:.3g}; start from values near [0, 1] (init) or raise max_abs.")
     draw = lambda t: noise(t, v) if t >= 1 and gams[t] > 0 else None  # noqa: E731  Z_t, None when gamma_t = 0
     if init_std > 0:
         v += init_std * noise(T + 1, v)

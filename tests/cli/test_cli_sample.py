@@ -132,9 +132,17 @@ def test_every_command_has_the_same_progress_flag():
 
 def test_usage_errors_are_one_line(capsys):
     with pytest.raises(SystemExit) as e:
-        main(["sample", "--clip", "sometimes"])
+        main(["sample", "--steps", "many"])
     err = capsys.readouterr().err
-    assert e.value.code == 2 and err.count("\n") == 1 and "invalid choice: 'sometimes'" in err and "--help" in err
+    assert e.value.code == 2 and err.count("\n") == 1 and "invalid int value: 'many'" in err and "--help" in err
+
+
+def test_names_are_case_insensitive_on_the_command_line_too(tmp_path):
+    out = tmp_path / "o"
+    assert main(["sample", "--denoiser", "FFDNet", "--clip", "X0", "--rho", "IND", "--schedule", "Geometric", "--dtype", "Float64",
+                 "--size", "16", "--steps", "2", "--batch", "1", "--no-progress", "--out", str(out)]) == 0
+    side = json.loads((out / "grid.json").read_text())
+    assert (side["denoiser"], side["clip"], side["rho"], side["schedule"], side["dtype"]) == ("ffdnet", "x0", "ind", "geometric", "float64")
 
 
 def test_outputs_too_large_for_memory_are_refused_before_loading(tmp_path, capsys):

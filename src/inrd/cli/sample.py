@@ -9,7 +9,7 @@ from . import CliError, add_progress_flag
 
 def add_sampling_arguments(p) -> None:
     """The flags that choose a denoiser, a schedule, a relaxation and a start (shared by sample and sample-many);
-    their values are checked by :class:`inrd.plan.SampleOptions`."""
+    their values are checked by :class:`inrd.plan.SampleOptions` (names case-insensitively, as everywhere in inrd)."""
     p.add_argument("--denoiser", default="default", help="registry name (see `inrd weights list`) or a checkpoint "
                    "(file: DiffUNet, folder: diffusers UNet2DModel); default: the best offline model")
     p.add_argument("--weights", help="checkpoint path or registry name for the denoiser's weights")
@@ -22,15 +22,15 @@ def add_sampling_arguments(p) -> None:
                    "((k-1)/(n-1))^POWER from --first to the top; 1 with no --first: diffusers' trailing (default: the denoiser's)")
     p.add_argument("--first", type=int, help="lowest kept level a_1 (1-based index in the grid) of a pruned grid")
     p.add_argument("--rho", "--relax", dest="rho", help="relaxation: canonical | ind | ddim | a number in [0, 1] (default: the denoiser's)")
-    p.add_argument("--clip", choices=names_of(Clip),
+    p.add_argument("--clip", metavar="{" + ",".join(names_of(Clip)) + "}",
                    help="none: the paper's D; denoised: clip D(u) to [0, 1]; x0: diffusers' clip_sample (clip D(u), keep the noise direction)")
     p.add_argument("--init", help="start V_T: a constant (0.5), gaussian:STD[:MEAN], or an image file")
     p.add_argument("--size", type=int, help="image side in pixels")
     p.add_argument("--channels", type=int, choices=(1, 3))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--dtype", default="float32", choices=sorted(names_of(DtypeName)))
-    p.add_argument("--fast", nargs="?", const="auto", choices=names_of(FastMode),
+    p.add_argument("--dtype", default="float32", metavar="{" + ",".join(names_of(DtypeName)) + "}", help="dtype of the iterates (default: float32)")
+    p.add_argument("--fast", nargs="?", const="auto", metavar="{" + ",".join(names_of(FastMode)) + "}",
                    help="fast path for neural denoisers: the network in reduced precision (auto: fp16 on CUDA, bf16 on "
                    "CPU), channels_last, torch.compile; accuracy in benchmarks/README.md")
     p.add_argument("--no-compile", action="store_true", help="with --fast: do not torch.compile the network")

@@ -112,9 +112,6 @@ class StationaryGaussianDenoiser(Denoiser):
         out = self.mean + torch.fft.ifft2(gain * torch.fft.fft2(r, norm="ortho"), norm="ortho").real
         return out.to(x.dtype)
 
-    def covariance_eigenvalues(self) -> torch.Tensor:
-        return self.spectrum
-
 
 class GaussianMixtureDenoiser(Denoiser):
     """MMSE denoiser of a Gaussian mixture ``sum_k w_k N(m_k, C_k)``: the posterior-weighted average
