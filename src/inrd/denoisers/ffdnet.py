@@ -165,12 +165,9 @@ class FFDNetDenoiser(Denoiser):
         self._warned = False
         self.eval()
 
-    # Diffusion with a denoiser trained on small noise (paper Sec. 3.2 / Fig. 3, for DRUNet): IND
-    # (relax "ind", rho = 1), levels inside the trained range ([0.002, 0.2], geometric), and a noisy
-    # start V_T = 0.5 + s_T Z with s_T >> sigma_T. Measured with this FFDNet (4 samples 64x64, 200
-    # steps): s_T = 0.25 collapses to the mean (spatial std 0.016), s_T = 0.5 gives geometric
-    # structures (std 0.12), s_T = 1 blows up (values in [-6, 8]); with the canonical relaxation the
-    # start noise is never removed (std 0.32 at the end), hence IND.
+    # Diffusion with a denoiser trained on small noise (paper Sec. 3.2 / Fig. 3, for DRUNet): IND, levels
+    # inside the trained range, and a noisy start V_T = 0.5 + s_T Z with s_T >> sigma_T; why these values:
+    # docs/sampling_defaults.md.
     sampling_defaults = SamplingDefaults(
         rho="ind", schedule="geometric", steps=200, sigma_min=0.002, sigma_max=0.2, init=0.5, init_std=0.5,
         channels=3, size=128,
