@@ -29,14 +29,14 @@ from .physics import (
                       operator_norm,
 )
 from .pnp import gs_pnp, hqs, pnp_pgd
-from .posterior import POSTERIOR_SIGMA_MAX, inrd_posterior
+from .posterior import POSTERIOR_SIGMA_MAX, DataConsistent, inrd_posterior
 from .restore import ALGORITHMS, DEFAULT_ALGORITHM, HQS_TASK_OPTIONS, SAMPLING, Algorithm, denoiser_channels, restore
 
 __all__ = [
     "PeriodicBlur", "Inpainting", "Downsampling", "Denoising", "Task", "gaussian_kernel", "load_kernel",
     "check_kernel_sum", "load_mask", "operator_norm", "observe", "estimate_noise", "NOISE_ESTIMATOR",
     "tikhonov", "tikhonov_deconvolution", "tikhonov_oracle", "tikhonov_discrepancy",
-    "CircularPad", "default_sigma", "pnp_pgd", "gs_pnp", "hqs", "inrd_posterior", "POSTERIOR_SIGMA_MAX",
+    "CircularPad", "default_sigma", "pnp_pgd", "gs_pnp", "hqs", "inrd_posterior", "DataConsistent", "POSTERIOR_SIGMA_MAX",
     "diagnose", "PnPResult", "DIAGNOSE_DEFAULTS",
     "restore", "Algorithm", "ALGORITHMS", "DEFAULT_ALGORITHM", "HQS_TASK_OPTIONS", "SAMPLING", "denoiser_channels",
 ]
