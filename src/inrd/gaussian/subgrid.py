@@ -9,7 +9,8 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from ..relaxations import Relaxation, relaxation, step_relaxation
+from ..choices import Rho
+from ..relaxations import relaxation, step_relaxation
 from ..schedules import check_sigmas, prune_indices
 from .law import W2
 from .spectrum import Spectrum
@@ -29,7 +30,7 @@ class SubgridResult(NamedTuple):
     moves: int
 
 
-def subgrid_w2(spectrum: Spectrum, fine_sigmas, indices, rho: Relaxation = "canonical", **start) -> W2:
+def subgrid_w2(spectrum: Spectrum, fine_sigmas, indices, rho: Rho = "canonical", **start) -> W2:
     """W2 of the subgrid ``fine_sigmas[indices]`` (exact, through :func:`output_law`); ``start``:
     ``init``, ``init_std``, ``start_noise`` as for :meth:`Spectrum.w2`."""
     s = check_sigmas(fine_sigmas)[torch.as_tensor(np.asarray(indices), dtype=torch.long)]
@@ -45,7 +46,7 @@ class _Law(NamedTuple):
     e_start: np.ndarray
     v_start: np.ndarray
     start2: float
-    rho: Relaxation
+    rho: Rho
 
 
 def _coefs(law: _Law, sig: np.ndarray):
@@ -115,7 +116,7 @@ def best_subgrid(
     spectrum: Spectrum,
     fine_sigmas,
     steps: int,
-    rho: Relaxation = "canonical",
+    rho: Rho = "canonical",
     init: float = 0.5,
     init_std: float = 0.0,
     start_noise: float = 0.0,
