@@ -28,7 +28,7 @@ def test_cli_deblur(tmp_path, capsys):
     assert not bad.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # nothing half written
     # a second run into the same folder is refused (never mixed with the first)
     assert main(["deblur", "--image", "camera", "--size", "48", "--iters", "2", "--out", str(out)]) == 2
-    assert "not an empty folder" in capsys.readouterr().err
+    assert "holds another run's files" in capsys.readouterr().err
     # the truth-free linear baseline is reported beside the oracle one
     assert log["psnr_observed"] < log["psnr_tikhonov_discrepancy"] < log["psnr_tikhonov_oracle"]
     assert log["tikhonov_discrepancy_lam"] > log["tikhonov_lam"]

@@ -38,7 +38,7 @@ def test_restore_deblur_writes_a_complete_run(files, tmp_path, capsys):
     args = ["restore", "--task", "deblur", "--observed", str(d / "blurred.png"), "--kernel", "gaussian:1.0",
             "--noise-level", "0.01", "--truth", str(d / "truth.png"), "--algorithm", "hqs", "--iters", "8", "--out", str(out)]
     assert main(args) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["curves.png", "observed.png", "restore.json", "restored.png"]
+    assert sorted(p.name for p in out.iterdir()) == ["curves.png", "observed.png", "restore.json", "restored.png", "run.json"]
     log = json.loads((out / "restore.json").read_text())
     assert log["algorithm"] == "hqs" and log["noise_level"] == 0.01 and log["noise_level_method"] == "given"
     assert len(log["psnr"]) == len(log["residual"]) == len(log["sigma"]) == 8 and "torch" in log["versions"]
@@ -46,11 +46,12 @@ def test_restore_deblur_writes_a_complete_run(files, tmp_path, capsys):
     restored = io.load_image(str(out / "restored.png"))
     assert psnr(restored, x).item() == pytest.approx(log["psnr_restored"], abs=0.05)
     assert log["psnr_restored"] > psnr(y, x).item() + 1.0  # measured 32.73 dB restored
-    assert "-> " in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "-> " in printed and f"verdict: {log['verdict']} (" in printed
     # a second run never mixes its files with the first: refused, the first untouched
     before = (out / "restore.json").read_bytes()
     assert main(args) == 2
-    assert "not an empty folder" in capsys.readouterr().err and (out / "restore.json").read_bytes() == before
+    assert "already holds the outputs of this run" in capsys.readouterr().err and (out / "restore.json").read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["run"]  # no temporary folder left behind
 
 

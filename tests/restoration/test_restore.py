@@ -44,13 +44,10 @@ def test_default_sigma_stays_in_the_trained_range():
     assert R.default_sigma(Diffusion(), 0.01) == pytest.approx(0.0050003)
 
 
-def test_denoiser_channels_reads_dict_and_dataclass():
-    from dataclasses import dataclass
+def test_denoiser_channels_reads_the_sampling_defaults():
+    from inrd.denoisers import SamplingDefaults
 
-    @dataclass(frozen=True)
-    class Defaults:
-        channels: int
-
-    assert R.denoiser_channels(type("A", (), {"sampling_defaults": {"channels": 1}})()) == 1
-    assert R.denoiser_channels(type("B", (), {"sampling_defaults": Defaults(3)})()) == 3
+    gray = SamplingDefaults(rho="ind", schedule="geometric", steps=10, sigma_min=0.01, sigma_max=0.2, channels=1)
+    assert R.denoiser_channels(type("A", (), {"sampling_defaults": gray})()) == 1
+    assert R.denoiser_channels(type("B", (), {"sampling_defaults": gray.with_(channels=3)})()) == 3
     assert R.denoiser_channels(_denoiser()) is None

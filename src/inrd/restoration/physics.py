@@ -60,7 +60,7 @@ def load_kernel(spec, max_size: Optional[tuple[int, int]] = None) -> torch.Tenso
     renormalised; see :func:`check_kernel_sum`). ``max_size = (H, W)`` refuses a larger kernel before
     building it (a kernel must fit in the image it blurs)."""
     if isinstance(spec, (torch.Tensor, np.ndarray)):
-        k = torch.as_tensor(np.asarray(spec) if isinstance(spec, np.ndarray) else spec, dtype=torch.float64)
+        k = torch.as_tensor(_real(spec, "the blur kernel"), dtype=torch.float64)
     else:
         spec = str(spec)
         m = re.fullmatch(r"gaussian:([^:]+)(?::(\d+))?", spec.strip(), flags=re.IGNORECASE)
@@ -77,17 +77,59 @@ def load_kernel(spec, max_size: Optional[tuple[int, int]] = None) -> torch.Tenso
         p = Path(spec)
         if not p.is_file():
             raise ValueError(f"kernel {spec!r} is neither 'gaussian:STD' nor an existing .npy / .txt file.")
+        if p.suffix.lower() == ".npy":
+            return _checked_kernel(_real(_load_npy(p, "kernel file"), f"kernel file {p}"), max_size)
         try:
-            k = torch.as_tensor(np.load(p) if p.suffix.lower() == ".npy" else np.loadtxt(p, ndmin=2), dtype=torch.float64)
+            k = torch.as_tensor(_real(np.loadtxt(p, ndmin=2), f"kernel file {p}"), dtype=torch.float64)
         except ValueError as e:
             if "number of columns changed" in str(e):  # numpy's own hint (usecols) does not fit a kernel
                 raise ValueError(f"kernel file {p}: rows of different lengths; every row of a kernel needs the same number of values.") from None
             raise ValueError(f"cannot read kernel file {p}: {e}") from None
         except Exception as e:  # numpy raises several types for unreadable files
             raise ValueError(f"cannot read kernel file {p}: {e}") from None
+    return _checked_kernel(k, max_size)
+
+
+def _checked_kernel(k, max_size) -> torch.Tensor:
+    k = torch.as_tensor(k, dtype=torch.float64)
     _check_kernel(k)
     _fits(tuple(k.shape[-2:]), max_size)
     return k
+
+
+#: the first bytes of every .npy file (numpy's format header)
+_NPY_MAGIC = b"\x93NUMPY"
+
+
+def _load_npy(p: Path, what: str) -> np.ndarray:
+    """A numeric array saved by ``numpy.save``; a file that is not one (a text file named .npy, a truncated
+    or pickled array) is a one-line ``ValueError`` naming it (never numpy's ``allow_pickle`` advice)."""
+    try:
+        with open(p, "rb") as f:
+            head = f.read(len(_NPY_MAGIC))
+    except OSError as e:
+        raise ValueError(f"cannot read {what} {p}: {e.strerror}.") from None
+    if head != _NPY_MAGIC:
+        raise ValueError(f"{what} {p} is not a .npy array (it lacks numpy's header); save it with numpy.save, "
+                         f"or give a text file of numbers under another name (.txt).")
+    try:
+        a = np.load(p, allow_pickle=False)
+    except Exception as e:  # numpy raises ValueError, EOFError, OSError... for damaged files
+        reason = "it holds Python objects, not numbers" if "pickle" in str(e) else f"it is damaged ({' '.join(str(e).split())[:120]})"
+        raise ValueError(f"cannot read {what} {p}: {reason}; save a numeric array with numpy.save.") from None
+    if a.dtype.kind not in "biufc":
+        raise ValueError(f"{what} {p} holds {a.dtype} values, not numbers; save a numeric array with numpy.save.")
+    return a
+
+
+def _real(a, what: str) -> np.ndarray:
+    """``a`` as a real array; a complex one is refused (its imaginary part would be dropped silently)."""
+    a = a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
+    if a.dtype.kind == "c":
+        raise ValueError(f"{what} holds complex numbers; give real values.")
+    if a.dtype.kind not in "biuf":
+        raise ValueError(f"{what} holds {a.dtype} values, not numbers.")
+    return a
 
 
 def _fits(hw, max_size) -> None:
@@ -123,9 +165,9 @@ def load_mask(spec, shape=None) -> torch.Tensor:
     """Inpainting mask (1, 1, H, W) float: an image file (white = observed; gray levels thresholded at
     1/2), a .npy array, or a tensor. ``shape = (H, W)`` must match the observation's."""
     if isinstance(spec, (torch.Tensor, np.ndarray)):
-        m = torch.as_tensor(np.asarray(spec) if isinstance(spec, np.ndarray) else spec, dtype=torch.float32)
+        m = torch.as_tensor(_real(spec, "the mask"), dtype=torch.float32)
     elif str(spec).lower().endswith(".npy"):
-        m = torch.as_tensor(np.load(spec), dtype=torch.float32)
+        m = torch.as_tensor(_real(_load_npy(Path(spec), "mask file"), f"mask file {spec}"), dtype=torch.float32)
     else:
         from ..io import load_image
 
@@ -186,7 +228,8 @@ class PeriodicBlur:
         if not isinstance(x, torch.Tensor) or x.ndim != 4 or not x.is_floating_point():
             raise ValueError(f"{name} must be a floating (B, C, H, W) tensor, got {getattr(x, 'shape', type(x).__name__)}.")
         if self.kernel.ndim == 3 and self.kernel.shape[0] not in (1, x.shape[1]):
-            raise ValueError(f"the kernel has {self.kernel.shape[0]} channels but {name} has {x.shape[1]}.")
+            raise ValueError(f"the blur kernel has {self.kernel.shape[0]} channels but the image has {x.shape[1]}; "
+                             f"give an (h, w) kernel or one with a slice per image channel.")
         return x
 
     def _apply(self, x: torch.Tensor, conj: bool) -> torch.Tensor:

@@ -1,8 +1,8 @@
 """Plug-and-play optimisation: the paper's raw PnP-PGD, the convergent GS-PnP, and DPIR-style HQS.
 
 All three minimise (or, for the raw scheme, try to) ``f(v) + prior`` with the data term
-``f(v) = ||A v - y||^2 / (2 nu^2)`` (:mod:`inrd.restoration.algorithms`) and return a
-:class:`~inrd.restoration.diagnostics.PnPResult` with per-iteration curves and a stability verdict.
+``f(v) = ||A v - y||^2 / (2 nu^2)`` (:mod:`inrd.restoration.common`) and return a
+:class:`~inrd.restoration.result.PnPResult` with per-iteration curves and a stability verdict.
 
 **Raw PnP-PGD** (:func:`pnp_pgd`, the scheme of the paper's Fig. 4): ``v_{n+1} = D_sigma(v_n - tau
 grad f(v_n))``. ``stepsize`` is the paper's tau, in units of nu^2 (grad f has a 1/nu^2 inside); grad f
@@ -27,9 +27,9 @@ from typing import Callable, Optional
 
 import torch
 
-from .algorithms import fidelity, positive, record, setup, sigma_check
-from .diagnostics import PnPResult, diagnose
+from .common import fidelity, positive, record, setup, sigma_check
 from .physics import operator_norm
+from .result import PnPResult, diagnose
 
 __all__ = ["pnp_pgd", "gs_pnp", "hqs"]
 
@@ -69,7 +69,7 @@ def pnp_pgd(y: torch.Tensor, physics, denoiser: Callable, sigma_denoiser: float,
     if tau * L > 2:
         warnings.warn(f"stepsize tau = {tau:g} is {tau * L:.3g} / L > 2 / L: the gradient step itself is expansive.", stacklevel=2)
     res = PnPResult(x=v)
-    res.params = dict(algorithm="pnp_pgd", sigma_denoiser=sigma, stepsize=tau, stepsize_normalized=tau * L,
+    res.params = dict(algorithm="pnp-pgd", sigma_denoiser=sigma, stepsize=tau, stepsize_normalized=tau * L,
                       lipschitz=L, noise_level=nu, iters=int(iters))
     res.norm.append(float(v.double().norm()))
     Av, _ = fidelity(physics, v, y, nu)
@@ -132,7 +132,7 @@ def gs_pnp(y: torch.Tensor, physics, network: Callable, sigma_denoiser: float, i
         return float(g.detach()), grad.detach()
 
     res = PnPResult(x=v)
-    res.params = dict(algorithm="gs_pnp", reference="Hurault, Leclaire, Papadakis, ICLR 2022", sigma_denoiser=sigma,
+    res.params = dict(algorithm="gs-pnp", reference="Hurault, Leclaire, Papadakis, ICLR 2022", sigma_denoiser=sigma,
                       lam=lam, step=step, noise_level=nu, iters=int(iters), gamma=gamma, eta=eta)
     res.norm.append(float(v.double().norm()))
     g, grad = potential(v)
@@ -195,6 +195,9 @@ def hqs(y: torch.Tensor, physics, denoiser: Callable, iters: int = 8, sigma_max:
     trained_lo = float((getattr(denoiser, "sigma_range", None) or (0.0,))[0])  # e.g. sigma_1 of a DDPM network
     s_lo = max(positive("sigma_min", sigma_min if sigma_min is not None else max(nu, trained_lo)), 1e-3)
     lam = positive("lam", lam)
+    if s_lo > s_hi and sigma_min is None:  # the last level defaults to nu: the noise is above the first level
+        raise ValueError(f"noise_level = {nu:g} is above HQS's first denoiser level sigma_max = {s_hi:g}; the levels "
+                         f"decrease from sigma_max to nu: raise sigma_max or use pnp-pgd / gs-pnp.")
     if s_lo > s_hi:
         raise ValueError(f"sigma_min = {s_lo:g} exceeds sigma_max = {s_hi:g}; the levels must decrease.")
     sigmas = torch.logspace(math.log10(s_hi), math.log10(s_lo), iters, dtype=torch.float64).tolist()
