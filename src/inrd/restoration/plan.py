@@ -11,6 +11,7 @@ algorithm's levels. :mod:`inrd.restoration.workflow` runs a plan into a run fold
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 from typing import Optional, Union
 
@@ -52,6 +53,14 @@ def _positive(name: str, value) -> Optional[float]:
     if isinstance(value, (bool, complex)) or not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
         raise ValueError(f"{name} must be a finite number > 0, got {value!r}.")
     return float(value)
+
+
+def _device(value) -> str:
+    """``--device`` checked by :func:`inrd.validate.check_device`, its advice in the command line's words."""
+    try:
+        return str(check_device(value))
+    except ValueError as e:
+        raise ValueError(str(e).replace("device='cpu'", "--device cpu")) from None
 
 
 def _noise_level(value) -> Union[float, str]:
@@ -112,7 +121,7 @@ class RestoreOptions:
         _positive("--sigma-denoiser", self.sigma_denoiser)
         if self.factor not in (2, 4):
             raise ValueError(f"--factor must be 2 or 4, got {self.factor!r}.")
-        set_("device", str(check_device(self.device)))
+        set_("device", _device(self.device))
         if task == "inpaint" and not self.mask:
             raise ValueError("--task inpaint needs --mask (white = observed pixels, the observation's size).")
         if task == "deblur" and not self.kernel:
@@ -185,7 +194,7 @@ class DeblurOptions:
         _positive("--stepsize", self.stepsize)
         if name == "gs-pnp" and self.stepsize is not None:
             raise ValueError("--stepsize is for pnp-pgd; gs-pnp finds its step by backtracking.")
-        set_("device", str(check_device(self.device)))
+        set_("device", _device(self.device))
 
 
 @dataclass(frozen=True)
@@ -242,10 +251,12 @@ def image_header(spec: str) -> Optional[tuple[int, int, int]]:
     if spec in SKIMAGE_IMAGES:
         return None
     try:
-        with Image.open(spec) as im:
-            w, h = im.size
-            gray = im.mode in ("1", "L", "LA", "I", "F") or im.mode.startswith("I;16")
-            return (1 if gray else 3), h, w
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the memory check judges the size
+            with Image.open(spec) as im:
+                w, h = im.size
+                gray = im.mode in ("1", "L", "LA", "I", "F") or im.mode.startswith("I;16")
+                return (1 if gray else 3), h, w
     except Exception:  # PIL raises many types for what it cannot open
         return None
 
