@@ -8,8 +8,7 @@ from PIL import Image
 
 import inrd.memory
 from inrd.restoration import NU_MIN
-from inrd.restoration.plan import (NETWORK_BYTES_PER_PIXEL, DeblurOptions, RestoreOptions, check_restore_memory,
-                                   image_header)
+from inrd.restoration.plan import NETWORK_BYTES_PER_PIXEL, DeblurOptions, RestoreOptions, check_restore_memory, image_header
 
 
 def test_restore_options_normalise_names_and_map_the_algorithm_options():

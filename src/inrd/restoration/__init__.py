@@ -1,6 +1,7 @@
 """Restoration of ``y = A v + w``, ``w ~ N(0, nu^2 Id)`` with a plug-and-play denoiser (paper,
 Sec. 3.3), with per-iteration stability diagnostics.
 
+* :mod:`~inrd.restoration.inputs`: blur kernels and inpainting masks, read and checked;
 * :mod:`~inrd.restoration.physics`: the operators (periodic blur, inpainting mask, super-resolution,
   denoising) with exact adjoints and proximal maps; :func:`observe`, :func:`estimate_noise`;
 * :mod:`~inrd.restoration.baselines`: Tikhonov least squares, oracle and discrepancy-principle weights;
@@ -15,21 +16,8 @@ Sec. 3.3), with per-iteration stability diagnostics.
 
 from .baselines import tikhonov, tikhonov_deconvolution, tikhonov_discrepancy, tikhonov_oracle
 from .common import NU_MIN, CircularPad, check_noise_level, default_sigma
-from .physics import (
-                      NOISE_ESTIMATOR,
-                      Denoising,
-                      Downsampling,
-                      Inpainting,
-                      PeriodicBlur,
-                      Task,
-                      check_kernel_sum,
-                      estimate_noise,
-                      gaussian_kernel,
-                      load_kernel,
-                      load_mask,
-                      observe,
-                      operator_norm,
-)
+from .inputs import check_kernel_sum, gaussian_kernel, load_kernel, load_mask
+from .physics import NOISE_ESTIMATOR, Denoising, Downsampling, Inpainting, PeriodicBlur, Task, estimate_noise, observe, operator_norm
 from .pnp import gs_pnp, hqs, pnp_pgd
 from .posterior import POSTERIOR_SIGMA_MAX, inrd_posterior
 from .restore import ALGORITHMS, DEFAULT_ALGORITHM, HQS_TASK_OPTIONS, SAMPLING, Algorithm, denoiser_channels, restore

@@ -20,7 +20,8 @@ from .. import io, runs
 from ..metrics import psnr, ssim
 from .baselines import tikhonov_discrepancy, tikhonov_oracle
 from .common import CircularPad, check_noise_level, default_sigma
-from .physics import NOISE_ESTIMATOR, Denoising, Downsampling, Inpainting, PeriodicBlur, check_kernel_sum, estimate_noise, load_kernel, load_mask, observe
+from .inputs import check_kernel_sum, load_kernel, load_mask
+from .physics import NOISE_ESTIMATOR, Denoising, Downsampling, Inpainting, PeriodicBlur, estimate_noise, observe
 from .plan import DeblurOptions, DeblurPlan, RestorationPlan, RestoreOptions, check_restore_memory, check_upper_level, image_header
 from .plots import plot_diagnostics
 from .pnp import gs_pnp, pnp_pgd
