@@ -30,8 +30,8 @@ from .. import relaxations, schedules
 from ..choices import Rho
 from ..metrics import psnr as _psnr
 from ..sampler import SamplingDiverged, Step, sample
-from .algorithms import fidelity, positive, setup
-from .diagnostics import PnPResult, diagnose
+from .common import fidelity, positive, setup
+from .result import PnPResult, diagnose
 
 __all__ = ["inrd_posterior", "DataConsistent", "POSTERIOR_SIGMA_MAX"]
 
