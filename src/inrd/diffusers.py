@@ -82,6 +82,46 @@ def _rho_for_config(rho) -> Union[str, float, list]:
     raise TypeError(f"rho must be 'canonical', 'ind', 'ddim', a number or a per-step tensor, got {type(rho).__name__}.")
 
 
+def _integral(value, name: str) -> torch.Tensor:
+    """``value`` (an int, a number or a tensor of them) as an int64 CPU tensor; a non-integral value such
+    as 999.7 is a one-line ValueError, not silently truncated (it is not a training timestep)."""
+    if isinstance(value, bool) or (isinstance(value, torch.Tensor) and value.dtype == torch.bool):
+        raise TypeError(f"{name} must be an integer training timestep (an entry of scheduler.timesteps), got a bool.")
+    try:
+        t = torch.as_tensor(value).detach().cpu()
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError(f"{name} must be an integer training timestep (an entry of scheduler.timesteps), got {type(value).__name__}.") from None
+    if t.is_complex() or not (t.is_floating_point() or t.dtype in (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8)):
+        raise TypeError(f"{name} must be an integer training timestep (an entry of scheduler.timesteps), got dtype {t.dtype}.")
+    if t.is_floating_point():
+        if not bool(torch.isfinite(t).all()) or bool((t != t.round()).any()):
+            bad = t[~torch.isfinite(t) | (t != t.round())].reshape(-1)[0].item()
+            raise ValueError(f"{name} must be an integer training timestep, got {bad}; use an entry of scheduler.timesteps (no rounding is done).")
+    return t.to(torch.int64)
+
+
+def _check_floating(x, name: str) -> None:
+    """A real floating tensor: an integer or complex ``model_output``/``sample`` is a one-line TypeError."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}.")
+    if not x.is_floating_point():
+        raise TypeError(f"{name} must be a real floating tensor (float16/32/64 or bfloat16), got dtype {x.dtype}; convert it with .float().")
+
+
+def _own_channels(model_output: torch.Tensor, sample: torch.Tensor) -> torch.Tensor:
+    """The model output shaped exactly like the sample: twice the channels (a learned variance) keeps the
+    first half, anything else that differs is a one-line ValueError (no broadcasting)."""
+    if model_output.shape == sample.shape:
+        return model_output
+    if model_output.ndim == sample.ndim >= 2 and model_output.shape[1] == 2 * sample.shape[1] and \
+            model_output.shape[:1] + model_output.shape[2:] == sample.shape[:1] + sample.shape[2:]:
+        return model_output[:, : sample.shape[1]]  # learned variance: gamma is fixed by rho
+    raise ValueError(
+        f"model_output has shape {tuple(model_output.shape)} but sample {tuple(sample.shape)}; the network must predict one "
+        f"value per sample entry (or twice the channels, a learned variance)."
+    )
+
+
 class INRDScheduler(SchedulerMixin, ConfigMixin):
     """Iterative noising / relaxed denoising (paper eq. 13, 20) on the pruned training grid of a
     diffusers model; see the module docstring for the step, the units and the clip semantics.
@@ -176,7 +216,10 @@ class INRDScheduler(SchedulerMixin, ConfigMixin):
         """Pruned level k (paper t = k) of a network timestep of the current grid."""
         if self.num_inference_steps is None:
             raise ValueError("call set_timesteps(n) before step().")
-        t = int(timestep)
+        t = _integral(timestep, "timestep").reshape(-1)
+        if t.numel() != 1:
+            raise ValueError(f"step() takes one timestep for the whole batch, got {t.numel()} ({t.tolist()[:4]}...); use an entry of scheduler.timesteps.")
+        t = int(t)
         where = torch.nonzero(self.timesteps.cpu() == t)
         if where.numel() == 0:
             raise ValueError(f"timestep {t} is not on the {self.num_inference_steps}-step grid {self.timesteps.tolist()}; use scheduler.timesteps.")
@@ -192,9 +235,10 @@ class INRDScheduler(SchedulerMixin, ConfigMixin):
     ) -> Union[INRDSchedulerOutput, tuple]:
         """One INRD step x_t -> x_{t-1} (module docstring, steps 1-4); Z is drawn with ``generator``
         exactly as ``DDPMScheduler`` draws it, and only where gamma_{t-1} > 0."""
+        _check_floating(sample, "sample")
+        _check_floating(model_output, "model_output")
         k = self._level(timestep)
-        if model_output.shape[1] == 2 * sample.shape[1]:
-            model_output = model_output[:, : sample.shape[1]]  # learned variance: gamma is fixed by rho
+        model_output = _own_channels(model_output, sample)
         a, a_prev = float(self.abar[k]), float(self.abar[k - 1])
         s = math.sqrt((1.0 - a) / a)  # noise level of u in [-1, 1] units
         rho, gamma = float(self.rhos[k]), float(self.gammas[k - 1])
@@ -226,7 +270,17 @@ class INRDScheduler(SchedulerMixin, ConfigMixin):
 
     def add_noise(self, original_samples: torch.Tensor, noise: torch.Tensor, timesteps: torch.IntTensor) -> torch.Tensor:
         """Forward process ``sqrt(abar_t) x_0 + sqrt(1 - abar_t) noise`` (VP frame), as ``DDPMScheduler``."""
-        abar = self.alphas_cumprod.to(original_samples.device)[timesteps.to(original_samples.device).long()]
+        _check_floating(original_samples, "original_samples")
+        _check_floating(noise, "noise")
+        if noise.shape != original_samples.shape:
+            raise ValueError(f"noise has shape {tuple(noise.shape)} but original_samples {tuple(original_samples.shape)}; draw the noise like the samples.")
+        T = self.config.num_train_timesteps
+        t = _integral(timesteps, "timesteps").reshape(-1)
+        if t.numel() and not (0 <= int(t.min()) and int(t.max()) < T):
+            raise ValueError(f"timesteps must be training timesteps in 0..{T - 1}, got {t.min().item()}..{t.max().item()}.")
+        if t.numel() not in (1, original_samples.shape[0]):
+            raise ValueError(f"add_noise takes one timestep or one per sample ({original_samples.shape[0]}), got {t.numel()}.")
+        abar = self.alphas_cumprod.to(original_samples.device)[t.to(original_samples.device)]
         shape = (-1,) + (1,) * (original_samples.ndim - 1)
         sa = abar.sqrt().to(original_samples.dtype).reshape(shape)
         sb = (1.0 - abar).sqrt().to(original_samples.dtype).reshape(shape)
