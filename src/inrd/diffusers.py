@@ -11,15 +11,18 @@ sqrt(1 - abar_t) eps`` of images in [-1, 1]. One :meth:`INRDScheduler.step` at p
 
 1. ``u = x_t / sqrt(abar_t)``: the VE iterate ``U_t``, noise level ``s_t = sqrt((1 - abar_t) / abar_t)``;
 2. ``D(u)`` from the model output: ``u - s_t eps`` (eq. 15), ``abar_t u - sqrt(1 - abar_t) v`` or the
-   predicted sample itself;
-3. ``V = (1 - rho_t) u + rho_t D(u)`` (eq. 13), then ``u' = V + gamma_{t-1} Z``;
+   predicted sample itself, by :func:`inrd.denoisers.eps.clean_estimate`, the code of :class:`EpsDenoiser`;
+3. ``V = (1 - rho_t) u + rho_t D(u)`` (eq. 13) by :func:`inrd.sampler.inrd_step` itself (given that D(u)),
+   then ``u' = V + gamma_{t-1} Z``;
 4. ``x_{t-1} = sqrt(abar_{t-1}) u'`` with ``abar_0 = 1`` (``sigma_0 = 0``: the last step returns V_0).
 
 Units: the scheduler works in [-1, 1] units, where noise levels are ``s = 2 sigma`` with ``sigma`` the
 [0, 1]-unit levels of :mod:`inrd.schedules` (eq. 14); the relaxation only involves ratios of levels
-and gamma scales with them, so ``rho`` is unit-free and ``gamma^{[-1,1]} = 2 gamma``. The rho and
-gamma values come from :func:`inrd.relaxations.relaxation` and :func:`inrd.relaxations.gammas` on the
-grid :func:`inrd.schedules.prune` makes of the model's training levels.
+and gamma scales with them, so ``rho`` is unit-free and ``gamma^{[-1,1]} = 2 gamma``. ``set_timesteps``
+resolves the run once into :attr:`INRDScheduler.scheme`, the :class:`inrd.relaxations.Scheme` (sigmas,
+rhos, gammas in [0, 1] units) of the grid :func:`inrd.schedules.prune_indices` makes of the model's
+training levels: the object :func:`inrd.sample` runs, so the scheduler in a pipeline's loop and
+``inrd.sample(EpsDenoiser(...), scheduler.scheme)`` give the same samples (``tests/test_diffusers.py``).
 
 Against diffusers:
 
@@ -56,6 +59,8 @@ from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
 
 from . import relaxations, schedules
+from .denoisers.eps import clean_estimate
+from .sampler import inrd_step
 
 __all__ = ["INRDScheduler", "INRDSchedulerOutput"]
 
@@ -189,21 +194,20 @@ class INRDScheduler(SchedulerMixin, ConfigMixin):
 
     def set_timesteps(self, num_inference_steps: int, device: Union[str, torch.device, None] = None) -> None:
         """Prune the T training levels to ``n = num_inference_steps`` (:func:`inrd.schedules.prune_indices`,
-        by default diffusers' "trailing" spacing) and compute rho_k, gamma_k on that grid (errors: ValueError)."""
+        by default diffusers' "trailing" spacing) and resolve the run once into :attr:`scheme`, the
+        :class:`inrd.relaxations.Scheme` (sigma_k, rho_k, gamma_k; [0, 1] units) of that grid (errors: ValueError)."""
         T = self.config.num_train_timesteps
         idx = schedules.prune_indices(T, num_inference_steps, self.config.timestep_power, self.config.timestep_first)
-        sigmas = self.sigmas_train[idx]  # sigma'_k = sigma_{a_k}
         rho = self.config.rho
         rho = torch.tensor([math.nan] + rho[1:], dtype=torch.float64) if isinstance(rho, list) else rho
         try:
-            rhos = relaxations.relaxation(sigmas, rho)
-            gams = relaxations.gammas(sigmas, rho)
+            self.scheme = relaxations.scheme(self.sigmas_train[idx], rho)  # sigma'_k = sigma_{a_k}
         except ValueError as e:
             raise ValueError(f"INRDScheduler with {num_inference_steps} steps: {e}") from None
         self.num_inference_steps = int(num_inference_steps)
         self.level_indices = idx
-        self.rhos = rhos
-        self.gammas = 2.0 * gams  # [-1, 1] units
+        self.rhos = self.scheme.rhos
+        self.gammas = 2.0 * self.scheme.gammas  # [-1, 1] units
         abar = torch.cat([torch.ones(1, dtype=torch.float64), self.alphas_cumprod])  # abar at level a_k
         self.abar = abar[idx]  # abar[0] = 1: sigma_0 = 0
         self.timesteps = (idx[1:] - 1).flip(0).to(device)  # network timesteps a_k - 1, k = n..1
@@ -244,29 +248,28 @@ class INRDScheduler(SchedulerMixin, ConfigMixin):
         rho, gamma = float(self.rhos[k]), float(self.gammas[k - 1])
 
         u = sample * (1.0 / math.sqrt(a))  # VE iterate U_t
-        if self.config.prediction_type == "epsilon":
-            d = u - s * model_output  # eq. (15)
-        elif self.config.prediction_type == "v_prediction":
-            d = a * u - math.sqrt(1.0 - a) * model_output  # x0 = sqrt(abar) x_t - sqrt(1 - abar) v
-        else:
-            d = model_output
-        if self.config.clip_sample:
-            r = self.config.clip_sample_range
-            d_clip = d.clamp(-r, r)
-            if self.config.use_clipped_model_output:
-                v = torch.lerp(u, d_clip, rho)  # relaxed clipped denoiser
-            else:
-                v = d_clip + (1.0 - rho) * (u - d)  # clipped x0, raw eps direction
-            d = d_clip
-        else:
-            v = torch.lerp(u, d, rho) if rho != 1.0 else d  # (1 - rho) u + rho D(u), eq. (13)
+        d = clean_estimate(self.config.prediction_type, u, model_output, s, math.sqrt(a))  # D(u), eq. (15)
+        v, d = self._relax(u, d, rho, float(self.scheme.sigmas[k]))
         if gamma > 0:
             z = randn_tensor(model_output.shape, generator=generator, device=model_output.device, dtype=model_output.dtype)
-            v = v + gamma * z
+            v = torch.add(v, z, alpha=gamma)  # U_{t-1} = V_{t-1} + gamma_{t-1} Z, as inrd_step noises
         prev = v * math.sqrt(a_prev)
         if not return_dict:
             return prev, d
         return INRDSchedulerOutput(prev_sample=prev, pred_original_sample=d)
+
+    def _relax(self, u: torch.Tensor, d: torch.Tensor, rho: float, sigma: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(V_{t-1}, pred_original_sample)``: the relaxation of :func:`inrd.sampler.inrd_step` (eq. 13, with its
+        clip modes) applied to the D(u) the pipeline's network gave; ``sigma`` in [0, 1] units."""
+        given = lambda *_: d  # noqa: E731  D(u) is already computed from the model output
+        if not self.config.clip_sample:
+            return inrd_step(given, u, None, sigma, rho, 0.0)[2], d
+        # inrd_step clips to [0, 1]: relax in the frame y = (x + r) / 2r where [-r, r] is [0, 1] (the
+        # relaxation is affine-equivariant; the frame change costs a few ulps of |u| + r)
+        r = self.config.clip_sample_range
+        mode = "denoised" if self.config.use_clipped_model_output else "x0"  # relax the clipped D / keep raw eps
+        v = inrd_step(lambda *_: (d + r) / (2 * r), (u + r) / (2 * r), None, sigma, rho, 0.0, mode)[2]
+        return v * (2 * r) - r, d.clamp(-r, r)
 
     def add_noise(self, original_samples: torch.Tensor, noise: torch.Tensor, timesteps: torch.IntTensor) -> torch.Tensor:
         """Forward process ``sqrt(abar_t) x_0 + sqrt(1 - abar_t) noise`` (VP frame), as ``DDPMScheduler``."""

@@ -24,9 +24,21 @@ from ..schedules import sigmas_from_alphas_cumprod
 from ..validate import check_image, sigma_vector
 from .base import SamplingDefaults
 
-__all__ = ["EpsDenoiser", "UNetEps", "Prediction", "network_defaults"]
+__all__ = ["EpsDenoiser", "UNetEps", "Prediction", "clean_estimate", "network_defaults"]
 
 Prediction = Literal["epsilon", "v_prediction", "sample"]
+
+
+def clean_estimate(prediction: Prediction, w: torch.Tensor, out: torch.Tensor, s, sqrt_a) -> torch.Tensor:
+    """``D^{[-1,1]}(w)``, the clean estimate in [-1, 1] units (eq. 15 and its v / sample forms of the module
+    docstring), from the network output ``out`` at ``x = sqrt_a * w``: ``s`` is the noise level of ``w`` in
+    [-1, 1] units and ``sqrt_a = 1 / sqrt(1 + s^2)``, numbers or tensors broadcasting against ``w``. The one
+    implementation of eq. 15: :class:`EpsDenoiser` and :class:`inrd.diffusers.INRDScheduler` both call it."""
+    if prediction == "epsilon":
+        return w - s * out
+    if prediction == "v_prediction":  # x0 = sqrt(a) x_t - sqrt(1 - a) v
+        return sqrt_a * (sqrt_a * w) - (1 - sqrt_a**2) ** 0.5 * out
+    return out
 
 
 class UNetEps(nn.Module):
@@ -126,12 +138,7 @@ class EpsDenoiser(_DeepinvDenoiser):
         scale = (1 / torch.sqrt(1 + s**2)).to(x.dtype).reshape(-1, 1, 1, 1)  # sqrt(a)
         xin = scale * w
         out = self.eps_model(xin, t.to(x.device))[:, : x.shape[1]].to(x.dtype)
-        if self.prediction == "epsilon":
-            d = w - s.to(x.dtype).reshape(-1, 1, 1, 1) * out
-        elif self.prediction == "v_prediction":  # x0 = sqrt(a) x_t - sqrt(1 - a) v
-            d = scale * xin - torch.sqrt(1 - scale**2) * out
-        else:
-            d = out
+        d = clean_estimate(self.prediction, w, out, s.to(x.dtype).reshape(-1, 1, 1, 1), scale)
         out = (d + 1) / 2
         return out.clamp(0, 1) if self.clamp else out
 
