@@ -311,7 +311,7 @@ def test_save_and_from_pretrained_round_trip(tmp_path):
     sched.save_pretrained(tmp_path)
     back = INRDScheduler.from_pretrained(tmp_path)
     public = lambda c: {k: v for k, v in c.items() if not k.startswith("_")}  # noqa: E731
-    assert public(back.config) == public(sched.config) and back.config.rho[0] is None  # rho_0 unused
+    assert public(back.config) == public(sched.config) and back.config.relaxation[0] is None  # rho_0 unused
     for s in (sched, back):
         s.set_timesteps(5)
     assert torch.equal(back.rhos[1:], rho[1:]) and torch.equal(back.gammas, sched.gammas)

@@ -65,6 +65,8 @@ from .sampler import inrd_step
 __all__ = ["INRDScheduler", "INRDSchedulerOutput"]
 
 PREDICTION_TYPES = ("epsilon", "v_prediction", "sample")
+#: see INRDScheduler._compatibles
+COMPATIBLES = [e.name for e in KarrasDiffusionSchedulers]
 
 
 @dataclass
@@ -133,11 +135,17 @@ class INRDScheduler(SchedulerMixin, ConfigMixin):
 
     Args:
         num_train_timesteps, beta_start, beta_end, beta_schedule, trained_betas: the training noise
-            schedule, as in ``DDPMScheduler`` (its ``alphas_cumprod`` are computed by diffusers itself).
+            schedule, as in ``DDPMScheduler`` (its ``betas``, ``alphas`` and ``alphas_cumprod`` are computed
+            by diffusers itself; ``alphas_cumprod`` is kept in float64).
         prediction_type: what the network predicts: ``"epsilon"``, ``"v_prediction"`` or ``"sample"``.
-        rho: relaxation ``"canonical"`` (= DDPM), ``"ind"`` (rho = 1), ``"ddim"`` (gamma = 0), a number
-            in [0, 1], or a per-step tensor of length ``n + 1`` for ``set_timesteps(n)`` (``rho[k]`` for
-            pruned level k = 1..n; ``rho[0]`` unused).
+        relaxation: the paper's rho: ``"canonical"`` (= DDPM), ``"ind"`` (rho = 1), ``"ddim"`` (gamma = 0),
+            a number in [0, 1], or a per-step tensor of length ``n + 1`` for ``set_timesteps(n)`` (``rho[k]``
+            for pruned level k = 1..n; ``rho[0]`` unused). ``rho=`` is the same argument under the paper's
+            name; the config stores it as ``relaxation``, a key no diffusers scheduler uses (EDM's
+            ``rho`` is Karras' exponent, another quantity).
+        ddim_eta: DDIM's eta instead of a relaxation: ``rho = relaxations.ddim_eta(sigmas, eta)`` on the
+            grid (0 is ``"ddim"``, 1 ``"canonical"``); the same samples as ``DDIMScheduler(eta=...)``
+            wherever DDIM steps along the grid (module docstring).
         clip_sample, clip_sample_range, use_clipped_model_output: clip ``D(u)``; see the module docstring.
         timestep_power, timestep_first: the spacing of the pruned grid (:func:`inrd.schedules.prune_indices`):
             levels ``a_1 = timestep_first``, ``a_n = T`` and ``a_k`` spaced as ``((k - 1) / (n - 1))^power``;
@@ -145,7 +153,10 @@ class INRDScheduler(SchedulerMixin, ConfigMixin):
         thresholding, rescale_betas_zero_snr: not supported (a ``True`` from a config raises ValueError).
     """
 
-    _compatibles = [e.name for e in KarrasDiffusionSchedulers]  # their config keys are ignored quietly
+    # diffusers' DDPM-family schedulers: each one's config round-trips through INRDScheduler's and back
+    # (tests/diffusers_conformance), since no INRD key means something else to any of them
+    _compatibles = COMPATIBLES
+    _deprecated_kwargs = ["rho"]  # not deprecated: the paper's name of ``relaxation``, passed through from_config
     order = 1
 
     @register_to_config
@@ -157,7 +168,8 @@ class INRDScheduler(SchedulerMixin, ConfigMixin):
         beta_schedule: str = "linear",
         trained_betas: Optional[Union[np.ndarray, list]] = None,
         prediction_type: Literal["epsilon", "v_prediction", "sample"] = "epsilon",
-        rho: Union[str, float, list, torch.Tensor] = "canonical",
+        relaxation: Union[str, float, list, torch.Tensor] = "canonical",
+        ddim_eta: Optional[float] = None,
         clip_sample: bool = False,
         clip_sample_range: float = 1.0,
         use_clipped_model_output: bool = False,
@@ -165,7 +177,12 @@ class INRDScheduler(SchedulerMixin, ConfigMixin):
         timestep_first: Optional[int] = None,
         thresholding: bool = False,
         rescale_betas_zero_snr: bool = False,
+        **kwargs,
     ):
+        if set(kwargs) - {"rho"}:
+            raise TypeError(f"INRDScheduler got unexpected arguments {', '.join(sorted(set(kwargs) - {'rho'}))}.")
+        if "rho" in kwargs:  # the paper's name; it wins over the config's default relaxation
+            relaxation = kwargs.pop("rho")
         if prediction_type not in PREDICTION_TYPES:
             raise ValueError(f"unknown prediction_type {prediction_type!r}; use one of {', '.join(PREDICTION_TYPES)}.")
         if thresholding:
@@ -174,43 +191,86 @@ class INRDScheduler(SchedulerMixin, ConfigMixin):
             raise ValueError("rescale_betas_zero_snr makes abar_T = 0, i.e. sigma_T = inf, which INRD cannot start from; pass rescale_betas_zero_snr=False.")
         if not clip_sample_range > 0:
             raise ValueError(f"clip_sample_range must be > 0, got {clip_sample_range}.")
+        if ddim_eta is not None and (isinstance(ddim_eta, bool) or not isinstance(ddim_eta, (int, float)) or not 0 <= ddim_eta <= 1):
+            raise ValueError(f"ddim_eta must be a number in [0, 1] (0: DDIM, 1: DDPM) or None, got {ddim_eta!r}.")
         try:  # the training schedule exactly as diffusers computes it (float32), then float64 from here on
-            abar = diffusers.DDPMScheduler(
+            train = diffusers.DDPMScheduler(
                 num_train_timesteps=num_train_timesteps, beta_start=beta_start, beta_end=beta_end,
                 beta_schedule=beta_schedule, trained_betas=trained_betas,
-            ).alphas_cumprod
+            )
         except NotImplementedError:
             raise ValueError(f"unknown beta_schedule {beta_schedule!r}; use linear, scaled_linear, squaredcos_cap_v2 or sigmoid.") from None
-        self.alphas_cumprod = abar.to(torch.float64)  # alphas_cumprod[k - 1] = abar at paper level k
+        self.betas, self.alphas = train.betas, train.alphas  # float32, as every diffusers scheduler holds them
+        self.alphas_cumprod = train.alphas_cumprod.to(torch.float64)  # alphas_cumprod[k - 1] = abar at paper level k
         self.sigmas_train = schedules.sigmas_from_alphas_cumprod(self.alphas_cumprod)  # [0, 1] units, eq. (14)
-        self.register_to_config(rho=_rho_for_config(rho))
-        if isinstance(self.config.rho, (str, float)):
-            relaxations.relaxation(self.sigmas_train, self.config.rho)  # unknown name / out of [0, 1]: fail now
+        # the relaxation is always recorded as given: a rho= never counts as "default" (from_pretrained
+        # would otherwise skip it and load "canonical")
+        defaults = [k for k in self.config.get("_use_default_values", []) if k not in ("relaxation", "kwargs")]
+        self.register_to_config(relaxation=_rho_for_config(relaxation), _use_default_values=defaults)
+        if ddim_eta is not None and self.config.relaxation != "canonical":
+            raise ValueError(f"give either ddim_eta or a relaxation (got {self.config.relaxation!r}), not both.")
+        if isinstance(self.config.relaxation, (str, float)):
+            relaxations.relaxation(self.sigmas_train, self.config.relaxation)  # unknown name / out of [0, 1]: fail now
         self.init_noise_sigma = 1.0
         self.num_inference_steps: Optional[int] = None
+        self.custom_timesteps = False
         self.timesteps = torch.arange(num_train_timesteps - 1, -1, -1)
 
     # ------------------------------------------------------------------------------------------------
 
-    def set_timesteps(self, num_inference_steps: int, device: Union[str, torch.device, None] = None) -> None:
+    def set_timesteps(self, num_inference_steps: Optional[int] = None, device: Union[str, torch.device, None] = None,
+                      timesteps: Optional[list] = None) -> None:
         """Prune the T training levels to ``n = num_inference_steps`` (:func:`inrd.schedules.prune_indices`,
-        by default diffusers' "trailing" spacing) and resolve the run once into :attr:`scheme`, the
-        :class:`inrd.relaxations.Scheme` (sigma_k, rho_k, gamma_k; [0, 1] units) of that grid (errors: ValueError)."""
+        by default diffusers' "trailing" spacing) or to the given network ``timesteps`` (strictly descending
+        integers in 0..T-1, as ``DDPMScheduler``'s custom timesteps), and resolve the run once into
+        :attr:`scheme`, the :class:`inrd.relaxations.Scheme` (sigma_k, rho_k, gamma_k; [0, 1] units) of
+        that grid. ``timesteps`` land on ``device``. Errors: one-line ValueError."""
         T = self.config.num_train_timesteps
-        idx = schedules.prune_indices(T, num_inference_steps, self.config.timestep_power, self.config.timestep_first)
-        rho = self.config.rho
-        rho = torch.tensor([math.nan] + rho[1:], dtype=torch.float64) if isinstance(rho, list) else rho
+        if (num_inference_steps is None) == (timesteps is None):
+            raise ValueError("set_timesteps takes num_inference_steps or timesteps=[...] (descending training timesteps), exactly one.")
+        if timesteps is not None:
+            idx = self._custom_levels(timesteps)
+            n = idx.numel() - 1
+        else:
+            idx = schedules.prune_indices(T, num_inference_steps, self.config.timestep_power, self.config.timestep_first)
+            n = int(num_inference_steps)
+        sigmas = self.sigmas_train[idx]  # sigma'_k = sigma_{a_k}
         try:
-            self.scheme = relaxations.scheme(self.sigmas_train[idx], rho)  # sigma'_k = sigma_{a_k}
+            self.scheme = relaxations.scheme(sigmas, self._relaxation(sigmas))
         except ValueError as e:
-            raise ValueError(f"INRDScheduler with {num_inference_steps} steps: {e}") from None
-        self.num_inference_steps = int(num_inference_steps)
+            raise ValueError(f"INRDScheduler with {n} steps: {e}") from None
+        self.num_inference_steps = n
+        self.custom_timesteps = timesteps is not None
         self.level_indices = idx
         self.rhos = self.scheme.rhos
         self.gammas = 2.0 * self.scheme.gammas  # [-1, 1] units
         abar = torch.cat([torch.ones(1, dtype=torch.float64), self.alphas_cumprod])  # abar at level a_k
         self.abar = abar[idx]  # abar[0] = 1: sigma_0 = 0
         self.timesteps = (idx[1:] - 1).flip(0).to(device)  # network timesteps a_k - 1, k = n..1
+
+    def _custom_levels(self, timesteps) -> torch.Tensor:
+        """Levels ``[0, a_1, ..., a_n]`` of user-given network timesteps ``a_k - 1`` (descending)."""
+        T = self.config.num_train_timesteps
+        t = _integral(timesteps, "timesteps").reshape(-1)
+        if t.numel() == 0:
+            raise ValueError("timesteps is empty; give at least one training timestep, e.g. [999, 500, 0].")
+        if not (0 <= int(t.min()) and int(t.max()) < T):
+            raise ValueError(f"timesteps must be training timesteps in 0..{T - 1}, got {t.min().item()}..{t.max().item()}.")
+        if (t[1:] >= t[:-1]).any():
+            raise ValueError(f"timesteps must be strictly descending (the order the pipeline runs them), got {t.tolist()}.")
+        return torch.cat([torch.zeros(1, dtype=torch.int64), (t + 1).flip(0)])
+
+    def _relaxation(self, sigmas: torch.Tensor):
+        """The relaxation of the config on the grid ``sigmas``, in the form :func:`inrd.relaxations.scheme` takes."""
+        if self.config.ddim_eta is not None:
+            return relaxations.ddim_eta(sigmas, self.config.ddim_eta)
+        rho = self.config.relaxation
+        return torch.tensor([math.nan] + rho[1:], dtype=torch.float64) if isinstance(rho, list) else rho
+
+    def previous_timestep(self, timestep) -> torch.Tensor:
+        """The network timestep the step at ``timestep`` goes to (the next entry of :attr:`timesteps`), -1 after the last."""
+        k = self._level(timestep)
+        return torch.tensor(-1) if k == 1 else self.timesteps[self.num_inference_steps - k + 1]
 
     def scale_model_input(self, sample: torch.Tensor, timestep=None) -> torch.Tensor:
         """The network takes the VP iterate unchanged."""
@@ -236,9 +296,23 @@ class INRDScheduler(SchedulerMixin, ConfigMixin):
         sample: torch.Tensor,
         generator: Optional[torch.Generator] = None,
         return_dict: bool = True,
+        *,
+        eta: Optional[float] = None,
+        use_clipped_model_output: Optional[bool] = None,
     ) -> Union[INRDSchedulerOutput, tuple]:
         """One INRD step x_t -> x_{t-1} (module docstring, steps 1-4); Z is drawn with ``generator``
-        exactly as ``DDPMScheduler`` draws it, and only where gamma_{t-1} > 0."""
+        exactly as ``DDPMScheduler`` draws it, and only where gamma_{t-1} > 0.
+
+        ``eta`` and ``use_clipped_model_output`` are what ``DDIMPipeline`` and the Stable Diffusion
+        pipelines pass. The relaxation is resolved by ``set_timesteps`` (:attr:`scheme`): ``eta`` must be
+        None, 0 (those pipelines' default, which diffusers documents as ignored by every scheduler but
+        DDIM) or the scheduler's own ``ddim_eta``; any other value is a ValueError saying how to build the
+        scheduler with it. ``use_clipped_model_output`` (None: the config's) applies when ``clip_sample``."""
+        if eta is not None and eta != 0 and eta != self.config.ddim_eta:
+            raise ValueError(
+                f"INRDScheduler fixes its relaxation in set_timesteps and cannot take eta={eta} per step; build it "
+                f"with INRDScheduler.from_config(pipe.scheduler.config, ddim_eta={eta}) (DDIM's eta as an INRD relaxation)."
+            )
         _check_floating(sample, "sample")
         _check_floating(model_output, "model_output")
         k = self._level(timestep)
@@ -249,7 +323,8 @@ class INRDScheduler(SchedulerMixin, ConfigMixin):
 
         u = sample * (1.0 / math.sqrt(a))  # VE iterate U_t
         d = clean_estimate(self.config.prediction_type, u, model_output, s, math.sqrt(a))  # D(u), eq. (15)
-        v, d = self._relax(u, d, rho, float(self.scheme.sigmas[k]))
+        clipped = self.config.use_clipped_model_output if use_clipped_model_output is None else bool(use_clipped_model_output)
+        v, d = self._relax(u, d, rho, float(self.scheme.sigmas[k]), clipped)
         if gamma > 0:
             z = randn_tensor(model_output.shape, generator=generator, device=model_output.device, dtype=model_output.dtype)
             v = torch.add(v, z, alpha=gamma)  # U_{t-1} = V_{t-1} + gamma_{t-1} Z, as inrd_step noises
@@ -258,7 +333,7 @@ class INRDScheduler(SchedulerMixin, ConfigMixin):
             return prev, d
         return INRDSchedulerOutput(prev_sample=prev, pred_original_sample=d)
 
-    def _relax(self, u: torch.Tensor, d: torch.Tensor, rho: float, sigma: float) -> tuple[torch.Tensor, torch.Tensor]:
+    def _relax(self, u: torch.Tensor, d: torch.Tensor, rho: float, sigma: float, clipped: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """``(V_{t-1}, pred_original_sample)``: the relaxation of :func:`inrd.sampler.inrd_step` (eq. 13, with its
         clip modes) applied to the D(u) the pipeline's network gave; ``sigma`` in [0, 1] units."""
         given = lambda *_: d  # noqa: E731  D(u) is already computed from the model output
@@ -267,7 +342,7 @@ class INRDScheduler(SchedulerMixin, ConfigMixin):
         # inrd_step clips to [0, 1]: relax in the frame y = (x + r) / 2r where [-r, r] is [0, 1] (the
         # relaxation is affine-equivariant; the frame change costs a few ulps of |u| + r)
         r = self.config.clip_sample_range
-        mode = "denoised" if self.config.use_clipped_model_output else "x0"  # relax the clipped D / keep raw eps
+        mode = "denoised" if clipped else "x0"  # relax the clipped D / keep raw eps
         v = inrd_step(lambda *_: (d + r) / (2 * r), (u + r) / (2 * r), None, sigma, rho, 0.0, mode)[2]
         return v * (2 * r) - r, d.clamp(-r, r)
 
