@@ -53,7 +53,7 @@ from typing import Literal, Optional, Union
 import diffusers
 import numpy as np
 import torch
-from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.configuration_utils import ConfigMixin, FrozenDict, register_to_config
 from diffusers.schedulers.scheduling_utils import KarrasDiffusionSchedulers, SchedulerMixin
 from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
@@ -200,13 +200,25 @@ class INRDScheduler(SchedulerMixin, ConfigMixin):
             )
         except NotImplementedError:
             raise ValueError(f"unknown beta_schedule {beta_schedule!r}; use linear, scaled_linear, squaredcos_cap_v2 or sigmoid.") from None
+        if train.betas.numel() != num_train_timesteps:
+            raise ValueError(f"trained_betas has {train.betas.numel()} entries but num_train_timesteps is {num_train_timesteps}; "
+                             f"pass num_train_timesteps={train.betas.numel()}.")
+        if not bool(((train.betas > 0) & (train.betas < 1)).all()):
+            raise ValueError(f"the betas must lie in (0, 1), got {train.betas.min().item():.4g}..{train.betas.max().item():.4g} "
+                             f"(beta_start={beta_start}, beta_end={beta_end}, {beta_schedule}); a beta >= 1 has no noise level.")
+        if not bool((train.alphas_cumprod > 0).all()):
+            raise ValueError(f"this schedule (beta_start={beta_start}, beta_end={beta_end}, {beta_schedule}, T={num_train_timesteps}) reaches "
+                             f"alphabar = 0 in float32: sigma_T = inf, which INRD cannot start from; use smaller betas or fewer timesteps.")
         self.betas, self.alphas = train.betas, train.alphas  # float32, as every diffusers scheduler holds them
         self.alphas_cumprod = train.alphas_cumprod.to(torch.float64)  # alphas_cumprod[k - 1] = abar at paper level k
         self.sigmas_train = schedules.sigmas_from_alphas_cumprod(self.alphas_cumprod)  # [0, 1] units, eq. (14)
         # the relaxation is always recorded as given: a rho= never counts as "default" (from_pretrained
         # would otherwise skip it and load "canonical")
-        defaults = [k for k in self.config.get("_use_default_values", []) if k not in ("relaxation", "kwargs")]
-        self.register_to_config(relaxation=_rho_for_config(relaxation), _use_default_values=defaults)
+        self.register_to_config(relaxation=_rho_for_config(relaxation))
+        # (nor does the **kwargs that carries rho=: diffusers lists it, and a reloaded config would differ)
+        internal = dict(self._internal_dict)
+        defaults = [k for k in internal.pop("_use_default_values", []) if k not in ("relaxation", "kwargs")]
+        self._internal_dict = FrozenDict({**internal, **({"_use_default_values": defaults} if defaults else {})})
         if ddim_eta is not None and self.config.relaxation != "canonical":
             raise ValueError(f"give either ddim_eta or a relaxation (got {self.config.relaxation!r}), not both.")
         if isinstance(self.config.relaxation, (str, float)):
@@ -266,6 +278,14 @@ class INRDScheduler(SchedulerMixin, ConfigMixin):
             return relaxations.ddim_eta(sigmas, self.config.ddim_eta)
         rho = self.config.relaxation
         return torch.tensor([math.nan] + rho[1:], dtype=torch.float64) if isinstance(rho, list) else rho
+
+    @classmethod
+    def from_config(cls, config=None, return_unused_kwargs=False, **kwargs):
+        """diffusers' ``from_config``; a config file saved before the relaxation had its own key holds it as
+        ``rho``, which diffusers would drop (EDM, a compatible, uses ``rho`` for Karras' exponent)."""
+        if isinstance(config, dict) and config.get("_class_name") == cls.__name__ and "rho" in config and "relaxation" not in config:
+            config = {**{k: v for k, v in config.items() if k != "rho"}, "relaxation": config["rho"]}
+        return super().from_config(config, return_unused_kwargs, **kwargs)
 
     def previous_timestep(self, timestep) -> torch.Tensor:
         """The network timestep the step at ``timestep`` goes to (the next entry of :attr:`timesteps`), -1 after the last."""
