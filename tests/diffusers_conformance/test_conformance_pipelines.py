@@ -1,0 +1,92 @@
+"""INRDScheduler inside diffusers' stock pipelines, built from tiny random components (nothing is downloaded)."""
+
+from __future__ import annotations
+
+import diffusers
+import pytest
+import torch
+
+from inrd.diffusers import INRDScheduler
+from test_diffusers import EPS32, record_steps, replay, tiny_stable_diffusion, tiny_unet  # tests/ is on sys.path (its conftest)
+
+# Stable Diffusion's training schedule (its pipelines' configs use "leading" spacing, which INRD ignores)
+SD_SCHEDULE = dict(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012)
+
+
+def sd_reference(**kw):
+    return diffusers.DDPMScheduler(**SD_SCHEDULE, timestep_spacing="trailing", clip_sample=False, **kw)
+
+
+def test_ddim_pipeline_runs_inrd_by_assignment():
+    """DDIMPipeline's constructor turns any scheduler into a DDIMScheduler (diffusers' code: DDIMScheduler.from_config);
+    assigning pipe.scheduler afterwards is the path that runs INRD. DDIMPipeline passes eta to every step: with
+    ddim_eta = eta, INRD is DDIM(eta, trailing) step for step, noise included."""
+    unet = tiny_unet()
+    assert type(diffusers.DDIMPipeline(unet=unet, scheduler=INRDScheduler()).scheduler) is diffusers.DDIMScheduler
+    ref = diffusers.DDIMScheduler(timestep_spacing="trailing", clip_sample=False)
+    pipe = diffusers.DDIMPipeline(unet=unet, scheduler=ref)
+    pipe.set_progress_bar_config(disable=True)
+    pipe.scheduler = inrd = INRDScheduler.from_config(ref.config, ddim_eta=0.5)
+    calls = record_steps(inrd)
+    images = pipe(batch_size=2, num_inference_steps=10, eta=0.5, generator=torch.Generator().manual_seed(0), output_type="np").images
+    assert images.shape == (2, 8, 8, 1) and len(calls) == 10
+    ref.set_timesteps(10)
+    assert torch.equal(inrd.timesteps, ref.timesteps)
+    assert replay(calls, inrd, ref, EPS32, eta=0.5) <= 1.0
+
+
+def test_stable_diffusion_custom_timesteps(tmp_path):
+    """StableDiffusionPipeline(timesteps=[999, 700, 400, 100]) runs INRD on those timesteps: canonical INRD is
+    DDPMScheduler on the same custom timesteps, step for step."""
+    inrd = INRDScheduler(**SD_SCHEDULE)
+    pipe = tiny_stable_diffusion(tmp_path, inrd)
+    calls = record_steps(inrd)
+    timesteps = [999, 700, 400, 100]
+    pipe("a red cat", height=8, width=8, timesteps=timesteps, generator=torch.Generator().manual_seed(0), output_type="latent")
+    assert inrd.timesteps.tolist() == timesteps and [int(c[1]) for c in calls] == timesteps
+    ref = sd_reference()
+    ref.set_timesteps(timesteps=timesteps)
+    assert replay(calls, inrd, ref, EPS32) <= 1.0
+
+
+def test_stable_diffusion_img2img(tmp_path):
+    """img2img starts from add_noise(image latents, noise, first timestep of the strength's tail) and steps on."""
+    inrd = INRDScheduler(**SD_SCHEDULE)
+    pipe = diffusers.StableDiffusionImg2ImgPipeline(**tiny_stable_diffusion(tmp_path, inrd).components)
+    pipe.set_progress_bar_config(disable=True)
+    calls = record_steps(inrd)
+    image = torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(1))
+    out = pipe("a red cat", image=image, strength=0.5, num_inference_steps=10, generator=torch.Generator().manual_seed(0), output_type="np").images
+    assert out.shape == (1, 8, 8, 3) and bool(torch.isfinite(torch.from_numpy(out)).all())
+    assert [int(c[1]) for c in calls] == inrd.timesteps[5:].tolist()  # strength 0.5: the last 5 of 10 steps
+    ref = sd_reference()
+    ref.set_timesteps(10)
+    assert replay(calls, inrd, ref, EPS32) <= 1.0
+
+
+@pytest.mark.parametrize("unet_channels", [4, 9])
+def test_stable_diffusion_inpaint(tmp_path, unet_channels):
+    """Inpainting with a 4-channel UNet (the known region re-noised by add_noise to the next timestep after every
+    step) and with a 9-channel inpainting UNet (latents, mask and masked-image latents as input)."""
+    inrd = INRDScheduler(**SD_SCHEDULE)
+    components = tiny_stable_diffusion(tmp_path, inrd).components
+    if unet_channels == 9:
+        torch.manual_seed(0)
+        components["unet"] = diffusers.UNet2DConditionModel(
+            sample_size=8, in_channels=9, out_channels=4, block_out_channels=(8, 16), layers_per_block=1,
+            down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+            cross_attention_dim=16, norm_num_groups=4, attention_head_dim=2,
+        ).eval()
+    pipe = diffusers.StableDiffusionInpaintPipeline(**components)
+    pipe.set_progress_bar_config(disable=True)
+    calls = record_steps(inrd)
+    image = torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(1))
+    mask = torch.zeros(1, 1, 8, 8)
+    mask[..., 2:6, 2:6] = 1.0
+    out = pipe("a red cat", image=image, mask_image=mask, height=8, width=8, num_inference_steps=10,
+               generator=torch.Generator().manual_seed(0), output_type="np").images
+    assert out.shape == (1, 8, 8, 3) and bool(torch.isfinite(torch.from_numpy(out)).all())
+    assert len(calls) == 10
+    ref = sd_reference()
+    ref.set_timesteps(10)
+    assert replay(calls, inrd, ref, EPS32) <= 1.0
