@@ -90,3 +90,45 @@ def test_stable_diffusion_inpaint(tmp_path, unet_channels):
     ref = sd_reference()
     ref.set_timesteps(10)
     assert replay(calls, inrd, ref, EPS32) <= 1.0
+
+
+FRESH_PROCESS = r"""
+import sys, diffusers, torch
+folder = sys.argv[1]
+try:  # nothing of inrd imported yet: diffusers refuses to import a module a folder names
+    diffusers.DDPMPipeline.from_pretrained(folder)
+    raise SystemExit("loaded without inrd.diffusers")
+except ValueError as e:
+    assert "import inrd.diffusers before calling `from_pretrained`" in str(e), str(e)
+from inrd.diffusers import INRDScheduler  # way 1: import it first
+pipe = diffusers.DDPMPipeline.from_pretrained(folder)
+assert type(pipe.scheduler) is INRDScheduler and pipe.scheduler.config.relaxation == "ind", pipe.scheduler.config
+# way 2: give the scheduler explicitly (also how to load the folder with another scheduler)
+pipe2 = diffusers.DDPMPipeline.from_pretrained(folder, scheduler=INRDScheduler.from_pretrained(folder, subfolder="scheduler"))
+assert pipe2.scheduler.config == pipe.scheduler.config
+ddpm = diffusers.DDPMPipeline.from_pretrained(folder, scheduler=diffusers.DDPMScheduler.from_pretrained(folder, subfolder="scheduler"))
+assert type(ddpm.scheduler) is diffusers.DDPMScheduler
+for p in (pipe, pipe2):
+    p.set_progress_bar_config(disable=True)
+a = pipe(batch_size=1, num_inference_steps=5, generator=torch.Generator().manual_seed(0), output_type="np").images
+b = pipe2(batch_size=1, num_inference_steps=5, generator=torch.Generator().manual_seed(0), output_type="np").images
+assert (a == b).all()
+print("ok")
+"""
+
+
+@pytest.mark.slow  # a fresh interpreter importing torch and diffusers: 5-15 s
+def test_saved_pipeline_loads_in_a_fresh_process(tmp_path):
+    """pipe.save_pretrained records the scheduler as ["inrd.diffusers", "INRDScheduler"]; a fresh process loads
+    it once inrd.diffusers is imported, or with the scheduler given explicitly (the README's two ways)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    pipe = diffusers.DDPMPipeline(unet=tiny_unet(), scheduler=INRDScheduler(rho="ind"))
+    pipe.save_pretrained(tmp_path)
+    assert json.loads((tmp_path / "model_index.json").read_text())["scheduler"] == ["inrd.diffusers", "INRDScheduler"]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    run = subprocess.run([sys.executable, "-c", FRESH_PROCESS, str(tmp_path)], capture_output=True, text=True, env=env, timeout=300)
+    assert run.returncode == 0 and run.stdout.strip().endswith("ok"), run.stderr[-2000:]
