@@ -1,5 +1,8 @@
 """INRD as a diffusers scheduler: ``pipe.scheduler = INRDScheduler.from_config(pipe.scheduler.config, rho="ind")``.
 
+diffusers' own scheduler contract (its ``SchedulerCommonTest`` checks and DDPM / DDIM tests, written anew)
+runs in ``tests/diffusers_conformance``, with the legitimate differences argued there.
+
 The paper's scheme (Section 2.3) runs in the variance-exploding (VE) frame,
 
     V_{t-1} = (1 - rho_t) U_t + rho_t D_{sigma_t}(U_t),     U_t = V_t + gamma_t Z_t,          (eq. 13)
@@ -26,11 +29,23 @@ training levels: the object :func:`inrd.sample` runs, so the scheduler in a pipe
 
 Against diffusers:
 
-* ``rho="canonical"`` is ``DDPMScheduler(timestep_spacing="trailing")`` and ``rho="ddim"`` is
-  ``DDIMScheduler(eta=0, timestep_spacing="trailing")`` (for a step count dividing T: DDIM steps back
-  by ``T // n`` timesteps, off the trailing grid otherwise); ``rho="ind"`` (``rho = 1``) and any
-  other relaxation are new. Timesteps are always the trailing grid of ``prune``; a config's
+* ``rho="canonical"`` is ``DDPMScheduler(timestep_spacing="trailing")`` (also on custom
+  ``set_timesteps(timesteps=[...])``). ``rho="ddim"`` and ``ddim_eta=eta`` are
+  ``DDIMScheduler(eta, timestep_spacing="trailing")`` **only when the step count n divides T**: DDIM
+  steps back by ``T // n`` timesteps, INRD to the previous level of its grid; otherwise the two differ
+  (n = 7: 999 -> 857 for DDIM, 999 -> 856 here). ``rho="ind"`` (``rho = 1``) and any other relaxation
+  are new. Timesteps are the trailing grid of ``prune`` (or the given custom ones); a config's
   ``timestep_spacing``/``steps_offset`` are ignored.
+* The relaxation is the config key ``relaxation`` (``rho=`` is accepted as an argument): EDM's
+  schedulers, which diffusers lists as compatible, use ``rho`` for Karras' exponent.
+* ``step(..., eta=...)``: the relaxation is fixed by ``set_timesteps``; the ``eta = 0`` that
+  ``DDIMPipeline`` and the Stable Diffusion pipelines pass by default is accepted (diffusers documents
+  it as ignored by non-DDIM schedulers), another eta than ``ddim_eta`` is a ValueError. ``DDIMPipeline``'s
+  constructor turns any scheduler into a ``DDIMScheduler``; assign ``pipe.scheduler = INRDScheduler...``
+  after building it.
+* Saving: ``pipe.save_pretrained(folder)`` records the scheduler as ``["inrd.diffusers", "INRDScheduler"]``;
+  diffusers does not import modules a folder names, so load it after ``import inrd.diffusers`` or with
+  ``from_pretrained(folder, scheduler=INRDScheduler.from_pretrained(folder, subfolder="scheduler"))``.
 * ``gamma_t`` is fixed by ``rho``; a model's learned variance channels are dropped. The start is
   the pipeline's ``x_T ~ N(0, I)`` (``init_noise_sigma = 1``), as DDPM: noise ``1 / sqrt(abar_T)``
   in the VE frame instead of the paper's ``s_T`` (relative difference ``abar_T / 2``).
