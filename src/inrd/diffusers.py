@@ -76,6 +76,7 @@ from diffusers.utils.torch_utils import randn_tensor
 from . import relaxations, schedules
 from .denoisers.eps import clean_estimate
 from .sampler import inrd_step
+from .scheduler_inputs import check_floating, integral_timesteps, own_channels, relaxation_for_config
 
 __all__ = ["INRDScheduler", "INRDSchedulerOutput"]
 
@@ -90,58 +91,6 @@ class INRDSchedulerOutput(BaseOutput):
 
     prev_sample: torch.Tensor
     pred_original_sample: torch.Tensor
-
-
-def _rho_for_config(rho) -> Union[str, float, list]:
-    """rho as a JSON-able value (a per-step tensor becomes a list of floats, None for the unused rho_0)."""
-    if isinstance(rho, str):
-        return rho
-    if isinstance(rho, (torch.Tensor, np.ndarray, list, tuple)) and np.ndim(rho) > 0:
-        values = [float("nan") if r is None else r for r in rho] if isinstance(rho, (list, tuple)) else rho
-        return [None] + [float(r) for r in torch.as_tensor(values, dtype=torch.float64).reshape(-1)[1:]]
-    if isinstance(rho, (int, float)) or (isinstance(rho, torch.Tensor) and rho.ndim == 0):
-        return float(rho)
-    raise TypeError(f"rho must be 'canonical', 'ind', 'ddim', a number or a per-step tensor, got {type(rho).__name__}.")
-
-
-def _integral(value, name: str) -> torch.Tensor:
-    """``value`` (an int, a number or a tensor of them) as an int64 CPU tensor; a non-integral value such
-    as 999.7 is a one-line ValueError, not silently truncated (it is not a training timestep)."""
-    if isinstance(value, bool) or (isinstance(value, torch.Tensor) and value.dtype == torch.bool):
-        raise TypeError(f"{name} must be an integer training timestep (an entry of scheduler.timesteps), got a bool.")
-    try:
-        t = torch.as_tensor(value).detach().cpu()
-    except (TypeError, ValueError, RuntimeError):
-        raise TypeError(f"{name} must be an integer training timestep (an entry of scheduler.timesteps), got {type(value).__name__}.") from None
-    if t.is_complex() or not (t.is_floating_point() or t.dtype in (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8)):
-        raise TypeError(f"{name} must be an integer training timestep (an entry of scheduler.timesteps), got dtype {t.dtype}.")
-    if t.is_floating_point():
-        if not bool(torch.isfinite(t).all()) or bool((t != t.round()).any()):
-            bad = t[~torch.isfinite(t) | (t != t.round())].reshape(-1)[0].item()
-            raise ValueError(f"{name} must be an integer training timestep, got {bad}; use an entry of scheduler.timesteps (no rounding is done).")
-    return t.to(torch.int64)
-
-
-def _check_floating(x, name: str) -> None:
-    """A real floating tensor: an integer or complex ``model_output``/``sample`` is a one-line TypeError."""
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}.")
-    if not x.is_floating_point():
-        raise TypeError(f"{name} must be a real floating tensor (float16/32/64 or bfloat16), got dtype {x.dtype}; convert it with .float().")
-
-
-def _own_channels(model_output: torch.Tensor, sample: torch.Tensor) -> torch.Tensor:
-    """The model output shaped exactly like the sample: twice the channels (a learned variance) keeps the
-    first half, anything else that differs is a one-line ValueError (no broadcasting)."""
-    if model_output.shape == sample.shape:
-        return model_output
-    if model_output.ndim == sample.ndim >= 2 and model_output.shape[1] == 2 * sample.shape[1] and \
-            model_output.shape[:1] + model_output.shape[2:] == sample.shape[:1] + sample.shape[2:]:
-        return model_output[:, : sample.shape[1]]  # learned variance: gamma is fixed by rho
-    raise ValueError(
-        f"model_output has shape {tuple(model_output.shape)} but sample {tuple(sample.shape)}; the network must predict one "
-        f"value per sample entry (or twice the channels, a learned variance)."
-    )
 
 
 class INRDScheduler(SchedulerMixin, ConfigMixin):
@@ -229,7 +178,7 @@ class INRDScheduler(SchedulerMixin, ConfigMixin):
         self.sigmas_train = schedules.sigmas_from_alphas_cumprod(self.alphas_cumprod)  # [0, 1] units, eq. (14)
         # the relaxation is always recorded as given: a rho= never counts as "default" (from_pretrained
         # would otherwise skip it and load "canonical")
-        self.register_to_config(relaxation=_rho_for_config(relaxation))
+        self.register_to_config(relaxation=relaxation_for_config(relaxation))
         # (nor does the **kwargs that carries rho=: diffusers lists it, and a reloaded config would differ)
         internal = dict(self._internal_dict)
         defaults = [k for k in internal.pop("_use_default_values", []) if k not in ("relaxation", "kwargs")]
@@ -278,7 +227,7 @@ class INRDScheduler(SchedulerMixin, ConfigMixin):
     def _custom_levels(self, timesteps) -> torch.Tensor:
         """Levels ``[0, a_1, ..., a_n]`` of user-given network timesteps ``a_k - 1`` (descending)."""
         T = self.config.num_train_timesteps
-        t = _integral(timesteps, "timesteps").reshape(-1)
+        t = integral_timesteps(timesteps, "timesteps").reshape(-1)
         if t.numel() == 0:
             raise ValueError("timesteps is empty; give at least one training timestep, e.g. [999, 500, 0].")
         if not (0 <= int(t.min()) and int(t.max()) < T):
@@ -315,7 +264,7 @@ class INRDScheduler(SchedulerMixin, ConfigMixin):
         """Pruned level k (paper t = k) of a network timestep of the current grid."""
         if self.num_inference_steps is None:
             raise ValueError("call set_timesteps(n) before step().")
-        t = _integral(timestep, "timestep").reshape(-1)
+        t = integral_timesteps(timestep, "timestep").reshape(-1)
         if t.numel() != 1:
             raise ValueError(f"step() takes one timestep for the whole batch, got {t.numel()} ({t.tolist()[:4]}...); use an entry of scheduler.timesteps.")
         t = int(t)
@@ -348,10 +297,10 @@ class INRDScheduler(SchedulerMixin, ConfigMixin):
                 f"INRDScheduler fixes its relaxation in set_timesteps and cannot take eta={eta} per step; build it "
                 f"with INRDScheduler.from_config(pipe.scheduler.config, ddim_eta={eta}) (DDIM's eta as an INRD relaxation)."
             )
-        _check_floating(sample, "sample")
-        _check_floating(model_output, "model_output")
+        check_floating(sample, "sample")
+        check_floating(model_output, "model_output")
         k = self._level(timestep)
-        model_output = _own_channels(model_output, sample)
+        model_output = own_channels(model_output, sample)
         a, a_prev = float(self.abar[k]), float(self.abar[k - 1])
         s = math.sqrt((1.0 - a) / a)  # noise level of u in [-1, 1] units
         rho, gamma = float(self.rhos[k]), float(self.gammas[k - 1])
@@ -383,12 +332,12 @@ class INRDScheduler(SchedulerMixin, ConfigMixin):
 
     def add_noise(self, original_samples: torch.Tensor, noise: torch.Tensor, timesteps: torch.IntTensor) -> torch.Tensor:
         """Forward process ``sqrt(abar_t) x_0 + sqrt(1 - abar_t) noise`` (VP frame), as ``DDPMScheduler``."""
-        _check_floating(original_samples, "original_samples")
-        _check_floating(noise, "noise")
+        check_floating(original_samples, "original_samples")
+        check_floating(noise, "noise")
         if noise.shape != original_samples.shape:
             raise ValueError(f"noise has shape {tuple(noise.shape)} but original_samples {tuple(original_samples.shape)}; draw the noise like the samples.")
         T = self.config.num_train_timesteps
-        t = _integral(timesteps, "timesteps").reshape(-1)
+        t = integral_timesteps(timesteps, "timesteps").reshape(-1)
         if t.numel() and not (0 <= int(t.min()) and int(t.max()) < T):
             raise ValueError(f"timesteps must be training timesteps in 0..{T - 1}, got {t.min().item()}..{t.max().item()}.")
         if t.numel() not in (1, original_samples.shape[0]):
