@@ -17,12 +17,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import torch
+import torch.nn.functional as F
+
 from ..schedules import ddpm_alphas_cumprod
 from ..weights import file_sha256
 from .base import StepSetting
 from .eps import EpsDenoiser, UNetEps, network_defaults
 
-__all__ = ["build", "make_unet", "unet_config", "BUNDLED", "read_checkpoint"]
+__all__ = ["build", "make_unet", "PaddedUNetEps", "unet_config", "BUNDLED", "read_checkpoint"]
 
 BUNDLED = Path(__file__).resolve().parents[1] / "checkpoints" / "inrd_small.safetensors"
 
@@ -53,13 +56,33 @@ def unet_config(size: int = 32, channels=(32, 64, 64), layers_per_block: int = 1
     }
 
 
-def make_unet(config: dict) -> UNetEps:
+class PaddedUNetEps(UNetEps):
+    """:class:`UNetEps` on any image size: the UNet halves the resolution ``levels - 1`` times, so its input
+    sides must be multiples of ``multiple = 2^(levels-1)``. Other sizes are padded at the bottom and right to
+    the next multiple (reflect, replicate where an image is too small to reflect) and the output is cropped
+    back, as the FFDNet adapter does; sides already multiples go through untouched."""
+
+    def __init__(self, unet: torch.nn.Module, multiple: int, **call_kwargs):
+        super().__init__(unet, **call_kwargs)
+        self.multiple = int(multiple)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        ph, pw = -h % self.multiple, -w % self.multiple
+        if not (ph or pw):
+            return super().forward(x, t)
+        # reflect needs the pad to be smaller than the side it mirrors
+        mode = "reflect" if ph < h and pw < w else "replicate"
+        return super().forward(F.pad(x, (0, pw, 0, ph), mode=mode), t)[..., :h, :w]
+
+
+def make_unet(config: dict) -> PaddedUNetEps:
     """Build the (randomly initialised) eps-network of a config from :func:`unet_config`."""
     try:
         from diffusers import UNet2DModel
     except ImportError:
         raise ValueError("inrd-small is a diffusers UNet2DModel: install diffusers (pip install diffusers).") from None
-    return UNetEps(UNet2DModel(**config))
+    return PaddedUNetEps(UNet2DModel(**config), 2 ** (len(config["block_out_channels"]) - 1))
 
 
 def read_checkpoint(weights=None) -> tuple[dict, dict]:
@@ -115,7 +138,8 @@ def _step_settings(by_steps: dict) -> tuple[tuple[int, StepSetting], ...]:
 
 
 def build(weights=None, device=None, timestep: str = "nearest", clamp: bool = False, **options) -> EpsDenoiser:
-    """The inrd-small denoiser ``D(x, sigma)`` on (B, 1, 32, 32) grayscale images in [0, 1].
+    """The inrd-small denoiser ``D(x, sigma)`` on (B, 1, H, W) grayscale images in [0, 1] (trained on
+    32 x 32; sides that are not multiples of 4 are padded and cropped back, :class:`PaddedUNetEps`).
 
     Args:
         weights: None for the bundled checkpoint, or a ``.safetensors`` path written by ``inrd train``.
