@@ -63,3 +63,21 @@ def test_hub_id_not_in_the_cache_says_how_to_fetch_it(tmp_path, monkeypatch, off
     with pytest.raises(ValueError, match=r"google/ddpm-cifar10-32 is not in .*empty.*`hf download google/ddpm-cifar10-32`.*HF_HUB_OFFLINE=0") as info:
         load("diffusers", weights="google/ddpm-cifar10-32")
     assert "\n" not in str(info.value)
+
+
+def test_any_image_size_is_padded_and_cropped_back(tmp_path):
+    """A (8, 16) UNet halves the resolution once: a 37 x 31 image (deepinv's denoiser test size) is reflect-padded
+    to 38 x 32 and the output cropped back, exactly what padding by hand gives; even sides pass untouched."""
+    import torch.nn.functional as F
+
+    _, _, folder = hub_cache(tmp_path)
+    den = diffusers_unet.build(weights=str(folder))
+    x = torch.rand(2, 1, 37, 31, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        out = den(x, 0.2)
+        by_hand = den(F.pad(x, (0, 1, 0, 1), mode="reflect"), 0.2)[..., :37, :31]
+        even = torch.rand(1, 1, 8, 8, generator=torch.Generator().manual_seed(1))
+        t = torch.tensor([100])
+        untouched = torch.equal(den.eps_model(even, t), diffusers_unet.UNetEps.forward(den.eps_model, even, t))
+    assert out.shape == x.shape and torch.equal(out, by_hand)
+    assert untouched

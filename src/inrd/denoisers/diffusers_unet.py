@@ -31,6 +31,7 @@ from torch import nn
 
 from ..schedules import ddpm_alphas_cumprod
 from .eps import EpsDenoiser, UNetEps, network_defaults
+from .small import PaddedUNetEps
 
 __all__ = ["build", "load_folder", "hub_folder", "is_hub_id", "DEFAULT_STEPS"]
 
@@ -198,7 +199,11 @@ def build(
         raise ValueError("class-conditional UNets are not supported (D(x, sigma) has no label); use an unconditional model.")
     abar = _alphas_cumprod(scheduler)
     model.eval()
-    den = EpsDenoiser(UNetEps(model), abar, timestep=timestep, clamp=clamp, prediction=_prediction(scheduler)).eval()
+    # any image size: the UNet halves the resolution once per down block but the last, so other sides are
+    # reflect-padded to that multiple and cropped back (as inrd-small and the FFDNet adapter do)
+    down = len(getattr(cfg, "down_block_types", ()) or ()) - 1
+    net = PaddedUNetEps(model, 2 ** down) if down > 0 else UNetEps(model)
+    den = EpsDenoiser(net, abar, timestep=timestep, clamp=clamp, prediction=_prediction(scheduler)).eval()
     den.sampling_defaults = _defaults(model, den)
     if device is not None:
         den = den.to(device)
