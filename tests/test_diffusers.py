@@ -311,7 +311,7 @@ def test_save_and_from_pretrained_round_trip(tmp_path):
     sched.save_pretrained(tmp_path)
     back = INRDScheduler.from_pretrained(tmp_path)
     public = lambda c: {k: v for k, v in c.items() if not k.startswith("_")}  # noqa: E731
-    assert public(back.config) == public(sched.config) and back.config.rho[0] is None  # rho_0 unused
+    assert public(back.config) == public(sched.config) and back.config.relaxation[0] is None  # rho_0 unused
     for s in (sched, back):
         s.set_timesteps(5)
     assert torch.equal(back.rhos[1:], rho[1:]) and torch.equal(back.gammas, sched.gammas)
@@ -350,3 +350,44 @@ def test_bad_inputs_give_one_line_value_errors(make, match):
     with pytest.raises(ValueError, match=match) as info:
         make()
     assert "\n" not in str(info.value)
+
+
+# ---------------------------------------------------------------------------------------------------
+# One INRD step: the scheduler in a stock loop is inrd.sample with EpsDenoiser on the same network
+# ---------------------------------------------------------------------------------------------------
+
+
+def stock_loop(sched: INRDScheduler, unet, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """The loop every diffusers pipeline runs (DDPMPipeline's, without its [0, 1] conversion)."""
+    for t in sched.timesteps:
+        out = unet(sched.scale_model_input(x, t), t).sample
+        x = sched.step(out, t, x, generator=generator).prev_sample
+    return x
+
+
+@pytest.mark.parametrize("rho, prediction_type", [("canonical", "epsilon"), ("ind", "epsilon"), (0.7, "epsilon"), ("canonical", "v_prediction")])
+def test_scheduler_loop_is_inrd_sample_with_eps_denoiser(rho, prediction_type):
+    """Same network (float64), same start, same noise: INRDScheduler's x_0 is inrd.sample's V_0 in [-1, 1] units.
+    The start: the pipeline's x_T ~ N(0, I) is V_T = (x_T / sqrt(abar_T) + 1) / 2 with no further noise (Z_T = 0),
+    and the Z_t of later steps come from the one generator in the same order in both loops."""
+    from inrd import sample
+    from inrd.denoisers.eps import EpsDenoiser, UNetEps
+
+    unet = tiny_unet().to(torch.float64)
+    sched = INRDScheduler(rho=rho, prediction_type=prediction_type)
+    sched.set_timesteps(10)
+    den = EpsDenoiser(UNetEps(unet), sched.alphas_cumprod, prediction=prediction_type)
+    g = torch.Generator().manual_seed(0)
+    x_T = torch.randn(2, 1, 8, 8, generator=g, dtype=torch.float64)
+    state = g.get_state()
+    with torch.no_grad():
+        x0 = stock_loop(sched, unet, x_T, g)
+        g.set_state(state)
+        T = sched.scheme.T
+        noise = lambda t, like: torch.zeros_like(like) if t == T else torch.randn(like.shape, generator=g, dtype=like.dtype)  # noqa: E731
+        v0 = sample(den, sched.scheme, init=(x_T / math.sqrt(float(sched.abar[-1])) + 1) / 2, noise=noise)
+    diff = ((x0 + 1) / 2 - v0).abs().max().item()
+    # measured <= 8.2e-16 relative to max |V_0| (a random eps-network drives |V_0| to ~280): the loops round
+    # differently (EpsDenoiser recomputes sqrt(abar) as 1 / sqrt(1 + s^2) and works in [0, 1] units)
+    assert diff <= 32 * EPS64 * max(1.0, v0.abs().max().item())
+    assert v0.std() > 0.1  # a non-trivial sample

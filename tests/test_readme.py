@@ -24,7 +24,7 @@ def test_readme_diffusers_example_runs_inrd_in_the_pipeline():
     namespace: dict = {}
     exec(compile(code_block("INRD in your diffusers pipeline"), "README.md", "exec"), namespace)
     pipe, images = namespace["pipe"], namespace["images"]
-    assert type(pipe.scheduler).__name__ == "INRDScheduler" and pipe.scheduler.config.rho == "ind"
+    assert type(pipe.scheduler).__name__ == "INRDScheduler" and pipe.scheduler.config.relaxation == "ind"
     assert len(images) == 2 and pipe.scheduler.num_inference_steps == 10
 
 

@@ -21,19 +21,54 @@ training grid (linear, cosine or any betas), pruned with :func:`inrd.schedules.p
 from __future__ import annotations
 
 import json
+import os
+import re
 from pathlib import Path
+from typing import Optional
 
 import torch
 from torch import nn
 
 from ..schedules import ddpm_alphas_cumprod
 from .eps import EpsDenoiser, UNetEps, network_defaults
+from .small import PaddedUNetEps
 
-__all__ = ["build", "load_folder", "DEFAULT_STEPS"]
+__all__ = ["build", "load_folder", "hub_folder", "is_hub_id", "DEFAULT_STEPS"]
 
 # canonical INRD on the model's own training grid pruned to at most this many steps (the paper, Fig. 2:
 # 20 pruned steps already give convincing samples; all T steps is DDPM itself)
 DEFAULT_STEPS = 100
+
+
+# a Hugging Face Hub model id "org/name" (one slash, no path syntax); an existing local path always wins
+_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def is_hub_id(weights) -> bool:
+    """Whether ``weights`` names a Hub model (``"google/ddpm-cifar10-32"``) rather than a local folder."""
+    return isinstance(weights, str) and bool(_REPO_ID.match(weights)) and not Path(weights).expanduser().exists()
+
+
+def hub_folder(repo_id: str, revision: Optional[str] = None) -> Path:
+    """The local snapshot of Hub model ``repo_id`` in the huggingface_hub cache (``HF_HUB_CACHE``, read at
+    call time). Never downloads, unless the environment asks for it with ``HF_HUB_OFFLINE=0``; a model
+    not in the cache is a one-line ValueError saying how to fetch it."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    cache = os.environ.get("HF_HUB_CACHE") or os.environ.get("HUGGINGFACE_HUB_CACHE") or None
+    download = os.environ.get("HF_HUB_OFFLINE") == "0"
+    try:
+        return Path(snapshot_download(repo_id, revision=revision, cache_dir=cache, local_files_only=not download))
+    except LocalEntryNotFoundError:
+        where = cache or "the default Hugging Face cache"
+        raise ValueError(
+            f"{repo_id} is not in {where} and inrd does not download on its own; fetch it once with "
+            f"`hf download {repo_id}` (or run with HF_HUB_OFFLINE=0 to let inrd download it), then run again."
+        ) from None
+    except OSError as e:  # no network with HF_HUB_OFFLINE=0, an unknown repository, ...
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ValueError(f"cannot fetch {repo_id} from the Hugging Face Hub: {first}") from None
 
 
 def _scheduler_config_file(folder: Path) -> Path:
@@ -123,12 +158,16 @@ def build(
     scheduler=None,
     timestep: str = "nearest",
     clamp: bool = False,
+    subfolder: Optional[str] = None,
 ) -> EpsDenoiser:
     """A diffusers ``UNet2DModel`` (eps, v or sample prediction) as ``D(u, sigma)`` on images in [0, 1] (paper eq. 15).
 
     Args:
         weights: a local folder written by ``save_pretrained`` holding the UNet and its scheduler
-            config (see :func:`load_folder`); loaded with ``local_files_only=True``, never downloaded.
+            config (see :func:`load_folder`), or a Hugging Face Hub model id ``"org/name"`` found in the
+            huggingface_hub cache (:func:`hub_folder`); loaded with ``local_files_only=True``, never downloaded
+            unless ``HF_HUB_OFFLINE=0`` asks for it.
+        subfolder: a folder inside ``weights`` holding the model (e.g. one of several in a repository).
         model, scheduler: or the objects themselves (both required; the scheduler gives the training
             ``alphas_cumprod`` and the ``prediction_type``).
         timestep, clamp: see :class:`EpsDenoiser`.
@@ -138,7 +177,14 @@ def build(
             raise ValueError("give either weights (a save_pretrained folder) or model= and scheduler=, not both.")
         from ..weights import resolve
 
-        model, scheduler = load_folder(resolve(weights))
+        folder = hub_folder(weights) if is_hub_id(weights) else resolve(weights)
+        if subfolder is not None:
+            if not (Path(folder) / subfolder).is_dir():
+                raise ValueError(f"subfolder {subfolder!r} does not exist in {weights} ({folder}); give one of its folders or leave it out.")
+            folder = Path(folder) / subfolder
+        model, scheduler = load_folder(folder)
+    elif subfolder is not None:
+        raise ValueError("subfolder= selects a folder inside weights=; give weights= as well.")
     elif model is None:
         raise ValueError(
             "the diffusers adapter needs weights= (a local folder written by save_pretrained with the UNet and its "
@@ -153,7 +199,11 @@ def build(
         raise ValueError("class-conditional UNets are not supported (D(x, sigma) has no label); use an unconditional model.")
     abar = _alphas_cumprod(scheduler)
     model.eval()
-    den = EpsDenoiser(UNetEps(model), abar, timestep=timestep, clamp=clamp, prediction=_prediction(scheduler)).eval()
+    # any image size: the UNet halves the resolution once per down block but the last, so other sides are
+    # reflect-padded to that multiple and cropped back (as inrd-small and the FFDNet adapter do)
+    down = len(getattr(cfg, "down_block_types", ()) or ()) - 1
+    net = PaddedUNetEps(model, 2 ** down) if down > 0 else UNetEps(model)
+    den = EpsDenoiser(net, abar, timestep=timestep, clamp=clamp, prediction=_prediction(scheduler)).eval()
     den.sampling_defaults = _defaults(model, den)
     if device is not None:
         den = den.to(device)
