@@ -18,16 +18,15 @@ consistent pair. Nothing else is ever half written: each step is an atomic renam
 
 from __future__ import annotations
 
+import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from .denoisers.small import DEFAULT_STEPS, unet_config
-from .io import ensure_writable_dir, versions, write_json
+from .io import atomic_path, ensure_writable_dir, versions, write_json
 from .weights import file_sha256
 
 __all__ = ["WEIGHTS_NAME", "T_STEPS", "export", "training_facts", "read_meta", "pair_is_consistent"]
@@ -78,7 +77,7 @@ def _sidecar(config: dict, training: dict, tensors: dict, sha: str, source: str)
 def export(out, ema_state: dict, config: dict, training: dict, source: str = "ema") -> Path:
     """Write ``inrd_small.safetensors`` (float16 weights, by default the EMA ones) and ``inrd_small.json``
     (config, data, schedule, training facts, sha256 of the weights) into ``out`` as a pair (module doc)."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     for name, v in ema_state.items():
         if v.is_floating_point() and not bool(torch.isfinite(v).all()):
@@ -88,23 +87,14 @@ def export(out, ema_state: dict, config: dict, training: dict, source: str = "em
     sidecar = path.with_suffix(".json")
     # names of the diffusers UNet2DModel itself (no wrapper prefix), so the file also loads into a bare UNet2DModel
     tensors = {k.removeprefix("unet."): v.detach().to("cpu", torch.float16).contiguous() for k, v in ema_state.items()}
-    fd, tmp = tempfile.mkstemp(dir=out, prefix=f".{path.name}.", suffix=".safetensors")
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata={"format": "inrd-small/1"})
-        os.chmod(tmp, 0o644)
-        meta = _sidecar(config, training, tensors, file_sha256(tmp), source)
-        old = file_sha256(path) if path.is_file() else None
-        if old is not None and old != meta["sha256"]:
-            write_json(sidecar, {**meta, "previous_sha256": old})  # 2: either weights file is vouched for
-        else:
-            write_json(sidecar, meta)
-        os.replace(tmp, path)  # 3
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    if old is not None and old != meta["sha256"]:
+    data = save(tensors, metadata={"format": "inrd-small/1"})  # bytes: a full disk is then an OSError (OutputError)
+    meta = _sidecar(config, training, tensors, hashlib.sha256(data).hexdigest(), source)
+    old = file_sha256(path) if path.is_file() else None
+    replaced = old is not None and old != meta["sha256"]
+    with atomic_path(path) as tmp:  # 1 (the rename on leaving the block is 3)
+        tmp.write_bytes(data)
+        write_json(sidecar, {**meta, "previous_sha256": old} if replaced else meta)  # 2: either weights file is vouched for
+    if replaced:
         write_json(sidecar, meta)  # 4
     return path
 

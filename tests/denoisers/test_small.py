@@ -12,7 +12,7 @@ from inrd.denoisers import EpsDenoiser, load
 from inrd.denoisers.small import BUNDLED, build
 from inrd.metrics import psnr
 from inrd.schedules import ddpm, prune
-from inrd.train import random_crops, region
+from inrd.textures import random_crops, region
 from inrd.weights import file_sha256
 
 
