@@ -382,3 +382,81 @@ def test_cli_fetch_and_verify(server, cache, monkeypatch, capsys):
     (cache / "test_ckpt.pt").unlink()
     assert main(["weights", "fetch", "test-ckpt", "--url", server + "/other", "--no-progress"]) == 2
     assert "sha256" in capsys.readouterr().err and files(cache) == []
+
+
+def _inrd_small_copy(folder: Path) -> Path:
+    """A copy of the shipped inrd-small weights with their JSON sidecar, as `inrd train` writes them."""
+    import shutil
+
+    from inrd.denoisers.small import BUNDLED
+
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(BUNDLED, folder / BUNDLED.name)
+    shutil.copy(BUNDLED.with_suffix(".json"), folder / BUNDLED.with_suffix(".json").name)
+    return folder / BUNDLED.name
+
+
+def test_verify_applies_the_sidecars_sha256_as_loading_does(tmp_path, capsys):
+    """`inrd weights verify FILE` checks the sha256 recorded in FILE's JSON sidecar with the rule the loader of
+    `inrd sample` applies (weights.verify_sidecar): a tampered or truncated file exits 2 in both."""
+    from inrd.denoisers.small import read_checkpoint
+
+    good = _inrd_small_copy(tmp_path / "good")
+    recorded = json.loads(good.with_suffix(".json").read_text())["sha256"]
+    assert main(["weights", "verify", str(good)]) == 0
+    out = capsys.readouterr().out
+    assert f"ok  sha256 {recorded}" in out and "recorded in inrd_small.json" in out
+    tampered = _inrd_small_copy(tmp_path / "tampered")
+    data = bytearray(tampered.read_bytes())
+    data[-1] ^= 1  # one bit of the last weight
+    tampered.write_bytes(bytes(data))
+    truncated = _inrd_small_copy(tmp_path / "truncated")
+    truncated.write_bytes(truncated.read_bytes()[:1000])
+    for bad in (tampered, truncated):
+        assert main(["weights", "verify", str(bad)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert "sha256 mismatch" in err and str(bad) in err and "\n" not in err
+        with pytest.raises(ValueError, match="sha256 mismatch"):
+            read_checkpoint(bad)
+    # an explicit --sha256 is the hash asked for, not the sidecar's
+    assert main(["weights", "verify", str(tampered), "--sha256", W.file_sha256(tampered)]) == 0
+    # after an export killed between its renames the sidecar vouches for the previous weights too: both accept them
+    meta = json.loads(good.with_suffix(".json").read_text())
+    good.with_suffix(".json").write_text(json.dumps({**meta, "sha256": "0" * 64, "previous_sha256": recorded}))
+    assert main(["weights", "verify", str(good)]) == 0
+    read_checkpoint(good)
+    good.with_suffix(".json").write_text(json.dumps({**meta, "sha256": ""}))
+    assert main(["weights", "verify", str(good)]) == 0  # no recorded hash: the digest is only printed
+    with pytest.raises(ValueError, match="records no 'sha256'"):
+        read_checkpoint(good)
+    good.with_suffix(".json").write_text("{not json")
+    assert main(["weights", "verify", str(good)]) == 2
+    assert "not valid JSON" in capsys.readouterr().err
+
+
+def test_verify_refuses_a_device_as_not_a_regular_file(capsys):
+    for target in ("/dev/zero", "/dev/null"):
+        assert main(["weights", "verify", target]) == 2
+        err = capsys.readouterr().err.strip()
+        assert "not a regular file" in err and "does not exist" not in err and "\n" not in err
+        with pytest.raises(ValueError, match="not a regular file"):
+            W.verify(target)
+
+
+def test_a_safetensors_denoiser_path_is_inrd_small_or_a_one_line_refusal(tmp_path, capsys):
+    from inrd import denoisers
+
+    weights = _inrd_small_copy(tmp_path / "run")
+    assert denoisers.resolve(str(weights)) == ("inrd-small", str(weights))
+    den = denoisers.load(str(weights))
+    assert den.sampling_defaults.size == 32
+    lone = tmp_path / "lone.safetensors"
+    lone.write_bytes(weights.read_bytes())
+    with pytest.raises(ValueError, match="without the JSON sidecar lone.json") as e:
+        denoisers.resolve(str(lone))
+    assert "large_model" not in str(e.value) and "DiffUNet .pt/.pth" in str(e.value) and "diffusers model folder" in str(e.value)
+    argv = ["sample", "--denoiser", str(lone), "--steps", "2", "--batch", "1", "--out", str(tmp_path / "s"), "--no-progress"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "lone.json" in err and "large_model" not in err and "\n" not in err
+    assert not (tmp_path / "s").exists()

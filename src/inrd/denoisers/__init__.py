@@ -68,16 +68,25 @@ def default_name() -> str:
 
 def resolve(name: str, weights=None) -> tuple[str, object]:
     """``(registry name, weights)`` for a name, ``"default"`` or a checkpoint path (a folder is a diffusers
-    model, a file a DiffUNet checkpoint)."""
+    model, a ``.safetensors`` file with its JSON sidecar inrd-small weights, another file a DiffUNet checkpoint)."""
     if name == "default":
         return default_name(), weights
     key = name.lower()
     if key in _BUILDERS:
         return key, weights
-    if Path(name).exists():
+    path = Path(name)
+    if path.exists():
         if weights is not None:
             raise ValueError(f"{name} is a checkpoint already; drop weights= or pass a registry name.")
-        return ("diffusers" if Path(name).is_dir() else "diffunet"), name
+        if path.is_dir():
+            return "diffusers", name
+        if path.suffix == ".safetensors":  # the format `inrd train` exports, always with its JSON sidecar
+            if not path.with_suffix(".json").is_file():
+                raise ValueError(f"{name} is a .safetensors file without the JSON sidecar {path.with_suffix('.json').name} that inrd-small "
+                                 f"weights have; a checkpoint path is an inrd-small .safetensors with its .json, a DiffUNet "
+                                 f".pt/.pth file, or a diffusers model folder.")
+            return "inrd-small", name
+        return "diffunet", name
     raise ValueError(f"unknown denoiser {name!r}; available: {', '.join(names())}, 'default', or a checkpoint path.")
 
 

@@ -43,8 +43,10 @@ from .registry import (
     file_sha256,
     location,
     names,
+    read_sidecar,
     resolve,
     verify,
+    verify_sidecar,
 )
 
 __all__ = [
@@ -58,7 +60,9 @@ __all__ = [
     "load_state_dict",
     "location",
     "names",
+    "read_sidecar",
     "resolve",
     "verify",
+    "verify_sidecar",
     "available",
 ]

@@ -223,19 +223,65 @@ def file_sha256(path: PathLike) -> str:
     return h.hexdigest()
 
 
+def _regular_file(path: Path) -> None:
+    """Refuse a path that is missing or not a regular file (a device such as /dev/zero, a pipe: hashing one
+    would never end or read something else than a checkpoint)."""
+    if not path.exists():
+        raise WeightsNotFound(f"checkpoint file {path} does not exist.")
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder; give a checkpoint file.")
+    if not path.is_file():
+        raise ValueError(f"{path} is not a regular file (a device, a pipe or a socket); give a checkpoint file.")
+
+
 def verify(path: PathLike, sha256: Optional[str] = None) -> str:
     """Hash ``path`` and compare with ``sha256`` (hex). Returns the digest; raises ``ValueError`` on mismatch.
 
     With ``sha256=None`` this only computes the digest.
     """
     path = Path(path)
-    if not path.is_file():
-        raise WeightsNotFound(f"checkpoint file {path} does not exist.")
+    _regular_file(path)
     actual = file_sha256(path)
     if sha256 is not None and actual != sha256.lower():
         raise ValueError(
             f"sha256 mismatch for {path}: expected {sha256.lower()}, got {actual} ({path.stat().st_size} bytes); "
             f"the file is truncated, corrupted or not the expected checkpoint: delete it and fetch it again."
+        )
+    return actual
+
+
+def read_sidecar(path: PathLike) -> Optional[dict]:
+    """The JSON sidecar of a weights file (same name, ``.json``, as ``inrd train`` writes it), or None when there
+    is none; one-line ``ValueError`` when it is not valid JSON or not an object."""
+    sidecar = Path(path).with_suffix(".json")
+    if not sidecar.is_file():
+        return None
+    try:
+        meta = json.loads(sidecar.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{sidecar} is not valid JSON ({getattr(e, 'msg', type(e).__name__)}); restore it from `inrd train`.") from None
+    if not isinstance(meta, dict):
+        raise ValueError(f"{sidecar} holds a JSON {type(meta).__name__}, not the object `inrd train` writes; restore it.")
+    return meta
+
+
+def verify_sidecar(path: PathLike, meta: dict) -> str:
+    """Hash ``path`` and compare with the sha256 its sidecar ``meta`` records; returns the digest.
+
+    The sidecar vouches for ``"sha256"`` and, after an ``inrd train`` export killed between its two renames,
+    for ``"previous_sha256"`` (the intact weights it replaces). One-line ``ValueError`` when it records no
+    hash or the file matches neither (truncated, modified): the rule of every load of inrd-small weights
+    and of ``inrd weights verify``."""
+    path = Path(path)
+    expected = str(meta.get("sha256") or "").lower()
+    if not expected:
+        raise ValueError(f"{path.with_suffix('.json')} records no 'sha256' of {path.name}; refusing unverified weights.")
+    _regular_file(path)
+    actual = file_sha256(path)
+    if actual not in (expected, str(meta.get("previous_sha256") or "").lower()):
+        raise ValueError(
+            f"sha256 mismatch for {path}: expected {expected[:16]}..., got {actual[:16]}... ({path.stat().st_size} bytes); "
+            f"the file is truncated, corrupted or was modified (reinstall inrd, or retrain with `inrd train`)."
         )
     return actual
 
@@ -322,6 +368,8 @@ def resolve(name_or_path: PathLike, verify_hash: bool = True) -> Path:
     if not path.exists():
         hint = f" (known names: {', '.join(names())})" if os.sep not in str(name_or_path) else ""
         raise WeightsNotFound(f"checkpoint {path} does not exist; give an existing file or folder, or a registry name{hint}.")
+    if not path.is_file() and not path.is_dir():
+        raise ValueError(f"checkpoint {path} is not a regular file or a folder (a device, a pipe or a socket); give a checkpoint file.")
     if path.is_file() and path.stat().st_size == 0:
         raise ValueError(f"checkpoint {path} is empty (0 bytes); an interrupted copy? Copy or fetch it again.")
     return path
