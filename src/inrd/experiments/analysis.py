@@ -150,27 +150,13 @@ def compute(
                 r = spectrum.w2(sig, rho)
                 rows.append({"steps": int(n), "sigma_1": float(sig[1]), "sigma_T": float(sig[-1]), **r.as_dict()})
             table[rho][name] = rows
-    # who wins at each n
-    winners = []
+    winners = []  # who wins at each n
     for i, n in enumerate(steps):
         ranked = sorted(
             ((table[rho][name][i]["relative"], name, rho) for rho in rhos for name in schedules), key=lambda x: x[0]
         )
         winners.append({"steps": int(n), "ranking": [{"schedule": s, "rho": r, "relative": v} for v, s, r in ranked]})
-    # best subgrid of the fine schedule vs uniform pruning
-    subgrids = []
-    for rho in search_rhos:
-        for n in search_steps:
-            t1 = time.perf_counter()
-            res = best_subgrid(spectrum, fine, int(n), rho)
-            subgrids.append({
-                "rho": rho, "steps": int(n), "fine_schedule": search_schedule, "fine_levels": fine.numel() - 1,
-                "uniform": res.uniform.as_dict(), "best": res.w2.as_dict(),
-                "improvement": 1.0 - res.w2.w2 / res.uniform.w2,
-                "indices": res.indices.tolist(), "sigmas": res.sigmas.tolist(),
-                "uniform_indices": S.prune_indices(fine.numel() - 1, int(n)).tolist(),
-                "sweeps": res.sweeps, "moves": res.moves, "seconds": time.perf_counter() - t1,
-            })
+    subgrids = [_subgrid(spectrum, fine, search_schedule, int(n), rho) for rho in search_rhos for n in search_steps]
     return {
         "criterion": "W2(law of V_0, data law) for Gaussian data and the exact MMSE denoiser; relative = W2 / sqrt(trace C), "
         "rms = W2 / sqrt(d) in [0, 1] units",
@@ -185,6 +171,20 @@ def compute(
         "winners": winners,
         "subgrid": subgrids,
         "seconds": time.perf_counter() - t0,
+    }
+
+
+def _subgrid(spectrum: Spectrum, fine, fine_name: str, n: int, rho: str) -> dict:
+    """The best ``n``-level subgrid of the ``fine`` grid against uniform pruning, as a JSON-ready dict."""
+    t1 = time.perf_counter()
+    res = best_subgrid(spectrum, fine, n, rho)
+    return {
+        "rho": rho, "steps": n, "fine_schedule": fine_name, "fine_levels": fine.numel() - 1,
+        "uniform": res.uniform.as_dict(), "best": res.w2.as_dict(),
+        "improvement": 1.0 - res.w2.w2 / res.uniform.w2,
+        "indices": res.indices.tolist(), "sigmas": res.sigmas.tolist(),
+        "uniform_indices": S.prune_indices(fine.numel() - 1, n).tolist(),
+        "sweeps": res.sweeps, "moves": res.moves, "seconds": time.perf_counter() - t1,
     }
 
 

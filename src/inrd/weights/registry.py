@@ -1,6 +1,6 @@
 """The known checkpoints, where they live, and their integrity: nothing here touches the network.
 
-:data:`REGISTRY` holds one :class:`Checkpoint` per name; :func:`resolve` turns a name (or a path) into
+:data:`REGISTRY` holds one :class:`Checkpoint` per name; :func:`locate` turns a name (or a path) into
 a local file whose size and sha256 are checked, or a one-line error saying how to get it.
 """
 
@@ -250,42 +250,6 @@ def verify(path: PathLike, sha256: Optional[str] = None) -> str:
     return actual
 
 
-def read_sidecar(path: PathLike) -> Optional[dict]:
-    """The JSON sidecar of a weights file (same name, ``.json``, as ``inrd train`` writes it), or None when there
-    is none; one-line ``ValueError`` when it is not valid JSON or not an object."""
-    sidecar = Path(path).with_suffix(".json")
-    if not sidecar.is_file():
-        return None
-    try:
-        meta = json.loads(sidecar.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{sidecar} is not valid JSON ({getattr(e, 'msg', type(e).__name__)}); restore it from `inrd train`.") from None
-    if not isinstance(meta, dict):
-        raise ValueError(f"{sidecar} holds a JSON {type(meta).__name__}, not the object `inrd train` writes; restore it.")
-    return meta
-
-
-def verify_sidecar(path: PathLike, meta: dict) -> str:
-    """Hash ``path`` and compare with the sha256 its sidecar ``meta`` records; returns the digest.
-
-    The sidecar vouches for ``"sha256"`` and, after an ``inrd train`` export killed between its two renames,
-    for ``"previous_sha256"`` (the intact weights it replaces). One-line ``ValueError`` when it records no
-    hash or the file matches neither (truncated, modified): the rule of every load of inrd-small weights
-    and of ``inrd weights verify``."""
-    path = Path(path)
-    expected = str(meta.get("sha256") or "").lower()
-    if not expected:
-        raise ValueError(f"{path.with_suffix('.json')} records no 'sha256' of {path.name}; refusing unverified weights.")
-    _regular_file(path)
-    actual = file_sha256(path)
-    if actual not in (expected, str(meta.get("previous_sha256") or "").lower()):
-        raise ValueError(
-            f"sha256 mismatch for {path}: expected {expected[:16]}..., got {actual[:16]}... ({path.stat().st_size} bytes); "
-            f"the file is truncated, corrupted or was modified (reinstall inrd, or retrain with `inrd train`)."
-        )
-    return actual
-
-
 def _fetch_hint(c: Checkpoint, target: Optional[Path]) -> str:
     if c.kind == "download":
         return (
@@ -348,7 +312,7 @@ def _record(path: Path, digest: str) -> None:
         raise
 
 
-def resolve(name_or_path: PathLike, verify_hash: bool = True) -> Path:
+def locate(name_or_path: PathLike, verify_hash: bool = True) -> Path:
     """Local path of a checkpoint, given a registry name or a path. Never downloads.
 
     * A registry name (see :func:`names`) is looked up in the cache (or its package); the file must
