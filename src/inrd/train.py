@@ -44,7 +44,7 @@ from tqdm.auto import tqdm
 from . import runs
 from .choices import LrSchedule, choose
 from .denoisers.small import make_unet, read_checkpoint, unet_config
-from .io import check_output, write_json
+from .io import OutputError, check_output, write_json
 from .schedules import ddpm_alphas_cumprod
 from .textures import description, random_crops, region
 from .train_export import (
@@ -324,7 +324,11 @@ def _checkpoint(tr: _Trainer, out: Path, abar: torch.Tensor, ema_net: torch.nn.M
     st = tr.payload()
     save_state(st, out / STATE_NAME)
     if export_weights:
-        export(out, tr.ema, tr.config, training_facts(st))
+        try:
+            export(out, tr.ema, tr.config, training_facts(st))
+        except OutputError as e:  # the state is saved: --resume re-exports it (the pair is checked first)
+            raise OutputError(f"{str(e).rstrip('.')}; the training state of iteration {tr.step} is saved: "
+                              f"continue with --resume once there is room.") from None
 
 
 @_restoring_threads
