@@ -43,7 +43,7 @@ from ..denoisers.small import build
 from ..metrics import nearest_crop_distance, patch_swd, pixel_w1, spectrum_distance
 from ..sampler import sample
 from ..schedules import ddpm, prune
-from ..train import random_crops, region
+from ..textures import random_crops, region
 from .common import save_figure_grid
 
 __all__ = ["run", "STEPS", "sample_quality", "real_floors", "real_crops"]
