@@ -35,7 +35,7 @@ def test_cli_deblur(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("extra, message", [
-    (["--noise-level", "1e-300"], "--noise-level = 1e-300 is below 1.19e-07"),
+    (["--noise-level", "1e-300"], "--noise-level = 1e-300 is below 1.192e-07"),
     (["--noise-level", "5"], "--noise-level = 5 exceeds 1"),
     (["--device", "meta"], "device meta cannot run inrd"),
     (["--algorithm", "hqs"], "--algorithm must be pnp-pgd or gs-pnp for inrd deblur"),

@@ -30,7 +30,7 @@ def test_restore_options_normalise_names_and_map_the_algorithm_options():
     (dict(task="blur"), "--task must be"),
     (dict(task="denoise", noise_level="abc"), "--noise-level must be a number > 0 or 'auto'"),
     (dict(task="denoise", noise_level=True), "--noise-level must be a number"),
-    (dict(task="denoise", noise_level=1e-8), "is below 1.19e-07"),
+    (dict(task="denoise", noise_level=1e-8), "is below 1.192e-07"),
     (dict(task="denoise", iters=0), "--iters must be an integer >= 1"),
     (dict(task="denoise", samples=1.5), "--samples must be an integer >= 1"),
     (dict(task="denoise", seed=1.5), "--seed must be >= 0"),
@@ -72,12 +72,19 @@ def test_image_header_reads_the_size_without_decoding(tmp_path):
 
 
 def test_memory_estimate(monkeypatch):
-    """10 float64 buffers per image channel plus, for a shipped network on the CPU, its bytes per pixel: the
-    refusal comes exactly above the estimate."""
-    need = 3 * 100 * 100 * (10 * 8 * 1 + NETWORK_BYTES_PER_PIXEL["ffdnet"])
+    """Float64 buffers per image and channel (3 for HQS on a diagonal operator, 8 with a periodic one, 7 for the
+    sampler) plus, for a shipped network on the CPU, its bytes per pixel of the padded input: the refusal comes
+    exactly above the estimate."""
+    need = 3 * (8 * 8 * 100 * 100 + NETWORK_BYTES_PER_PIXEL["ffdnet"][1] * 132 * 132)  # periodic, padded by 16
     monkeypatch.setattr(inrd.memory, "available_memory", lambda device=None: need)
-    check_restore_memory("ffdnet", 1, 100, 100, 3, "fix it", "cpu")  # exactly what is available: accepted
+    check_restore_memory("ffdnet", 1, 100, 100, 3, "fix it", "cpu", pad=16)  # exactly what is available: accepted
     monkeypatch.setattr(inrd.memory, "available_memory", lambda device=None: need - 1)
     with pytest.raises(ValueError, match="restoring 3 image\\(s\\) of 1x100x100 needs at least .* fix it"):
-        check_restore_memory("FFDNet", 1, 100, 100, 3, "fix it", "cpu")
-    check_restore_memory("tv", 1, 100, 100, 3, "fix it", "cpu")  # no network term: 2.4 MB
+        check_restore_memory("FFDNet", 1, 100, 100, 3, "fix it", "cpu", pad=16)
+    sampler = 3 * (7 * 8 * 100 * 100 + NETWORK_BYTES_PER_PIXEL["ffdnet"][1] * 100 * 100)
+    monkeypatch.setattr(inrd.memory, "available_memory", lambda device=None: sampler)
+    check_restore_memory("ffdnet", 1, 100, 100, 3, "fix it", "cpu", sampling=True)
+    with pytest.raises(ValueError, match="needs at least"):
+        check_restore_memory("ffdnet", 1, 100, 101, 3, "fix it", "cpu", sampling=True)
+    check_restore_memory("tv", 1, 100, 100, 3, "fix it", "cpu")  # no network term: 0.7 MB
+    check_restore_memory("ffdnet", 1, 100, 100, 3, "fix it", "cuda")  # the network's memory is the GPU's

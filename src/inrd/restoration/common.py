@@ -94,8 +94,8 @@ def check_noise_level(value, name: str = "noise_level") -> float:
     if not (nu > 0 and math.isfinite(nu)):
         raise ValueError(f"{name} must be finite and > 0 (nu appears as 1/nu^2 in the data term), got {value!r}.")
     if nu < NU_MIN:
-        raise ValueError(f"{name} = {nu:g} is below {NU_MIN:.3g}, float32's resolution of a [0, 1] image: such noise is "
-                         f"not in the data; give a level >= {NU_MIN:.3g}.")
+        raise ValueError(f"{name} = {nu:g} is below {NU_MIN:.4g}, float32's resolution of a [0, 1] image: such noise is "
+                         f"not in the data; give a level >= {NU_MIN:.4g}.")
     if nu > 1:
         raise ValueError(f"{name} = {nu:g} exceeds 1: it is in [0, 1] image units, like the pixels (a level of "
                          f"{nu:g} in 8-bit units is {nu / 255:.4g}).")

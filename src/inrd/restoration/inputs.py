@@ -94,8 +94,8 @@ def _load_npy(p: Path, what: str) -> np.ndarray:
     except OSError as e:
         raise ValueError(f"cannot read {what} {p}: {e.strerror}.") from None
     if head != _NPY_MAGIC:
-        raise ValueError(f"{what} {p} is not a .npy array (it lacks numpy's header); save it with numpy.save, "
-                         f"or give a text file of numbers under another name (.txt).")
+        other = "a text file of numbers under another name (.txt)" if what.startswith("kernel") else "the mask as an image (PNG)"
+        raise ValueError(f"{what} {p} is not a .npy array (it lacks numpy's header); save it with numpy.save, or give {other}.")
     try:
         a = np.load(p, allow_pickle=False)
     except Exception as e:  # numpy raises ValueError, EOFError, OSError... for damaged files

@@ -29,14 +29,17 @@ __all__ = ["RestoreOptions", "DeblurOptions", "RestorationPlan", "DeblurPlan", "
 #: tasks whose operator has a blur kernel
 KERNEL_TASKS: tuple[Task, ...] = ("deblur", "super-resolution")
 
-#: peak memory of one denoiser call per image pixel (bytes, float32), for the shipped networks, known before
-#: they are loaded: half of what was measured (peak resident memory of one call on a 1024 x 1024 image:
-#: FFDNet 200 bytes gray / 319 RGB; inrd-small 2130 at 512 x 512), so the estimate stays a lower bound
-NETWORK_BYTES_PER_PIXEL = {"ffdnet": 100, "inrd-small": 1000}
+#: peak memory of one denoiser call per pixel of its input and per image (bytes, float32), by channel count,
+#: for the shipped networks, known before they are loaded: 90 % of the peak resident memory measured for one
+#: call (FFDNet on 1024 x 1024: 200 bytes gray, 319 RGB; inrd-small on 512 x 512: 2130), so the estimate
+#: stays below what a run takes
+NETWORK_BYTES_PER_PIXEL = {"ffdnet": {1: 180, 3: 287}, "inrd-small": {1: 1917, 3: 1917}}
 
-#: image-sized float64 buffers an algorithm holds at once per image (iterates, the observation, the FFTs of a
-#: periodic operator's proximal map): a lower bound counted on PeriodicBlur.prox_l2
-_BUFFERS = 10
+#: image-sized float64 buffers an algorithm holds at once per image and channel, beside the network (the
+#: observation, the iterates, the FFTs of a periodic operator's proximal map, the sampler's noise and
+#: relaxation): just under what was measured with FFDNet (bytes per pixel of the run's peak, less the
+#: network's: HQS 28 denoising, 70 deblurring; inrd-posterior 60)
+_BUFFERS = {"sampling": 7, "periodic": 8, "other": 3}
 
 
 def _count(name: str, value, low: int = 1) -> Optional[int]:
@@ -261,13 +264,16 @@ def image_header(spec: str) -> Optional[tuple[int, int, int]]:
         return None
 
 
-def check_restore_memory(denoiser: str, channels: int, height: int, width: int, images: int, fix: str, device: str) -> None:
+def check_restore_memory(denoiser: str, channels: int, height: int, width: int, images: int, fix: str, device: str,
+                         sampling: bool = False, pad: int = 0) -> None:
     """Refuse in one line a restoration of ``images`` images of ``channels x height x width`` (the restored size)
-    whose memory lower bound exceeds what is available: :data:`_BUFFERS` float64 image buffers per image plus,
-    for a shipped network, :data:`NETWORK_BYTES_PER_PIXEL` per pixel and image."""
-    pixels = images * height * width
-    need = _BUFFERS * 8 * channels * pixels
+    whose memory estimate exceeds what is available: :data:`_BUFFERS` float64 image buffers per image and
+    channel plus, for a shipped network on the CPU, :data:`NETWORK_BYTES_PER_PIXEL` per pixel of its input
+    (the image circularly padded by ``pad`` on each side) and image."""
+    buffers = _BUFFERS["sampling" if sampling else "periodic" if pad else "other"]
+    need = buffers * 8 * channels * height * width * images
     if str(device).startswith("cpu"):  # on a GPU the network's memory is the GPU's
-        need += NETWORK_BYTES_PER_PIXEL.get(str(denoiser).lower(), 0) * pixels
+        per_pixel = NETWORK_BYTES_PER_PIXEL.get(str(denoiser).lower(), {}).get(channels, 0)
+        need += per_pixel * (height + 2 * pad) * (width + 2 * pad) * images
     what = f"restoring {images} image(s) of {channels}x{height}x{width}"
     memory.require(need, what, fix)

@@ -22,10 +22,10 @@ from .baselines import tikhonov_discrepancy, tikhonov_oracle
 from .common import CircularPad, check_noise_level, default_sigma
 from .inputs import check_kernel_sum, load_kernel, load_mask
 from .physics import NOISE_ESTIMATOR, Denoising, Downsampling, Inpainting, PeriodicBlur, estimate_noise, observe
-from .plan import DeblurOptions, DeblurPlan, RestorationPlan, RestoreOptions, check_restore_memory, check_upper_level, image_header
+from .plan import KERNEL_TASKS, DeblurOptions, DeblurPlan, RestorationPlan, RestoreOptions, check_restore_memory, check_upper_level, image_header
 from .plots import plot_diagnostics
 from .pnp import gs_pnp, pnp_pgd
-from .restore import SAMPLING, denoiser_channels, restore
+from .restore import DEFAULT_PAD, SAMPLING, denoiser_channels, restore
 from .result import PnPResult
 
 __all__ = ["PreparedRestore", "PreparedDeblur", "prepare_restore", "run_restore", "prepare_deblur", "run_deblur",
@@ -120,7 +120,9 @@ def prepare_restore(opts: RestoreOptions) -> PreparedRestore:
         c, h, w = header
         images = opts.samples if opts.chosen_algorithm in SAMPLING else 1
         fix = "lower --samples or restore a smaller image" if images > 1 else "restore a smaller image (or crop it)"
-        check_restore_memory(opts.denoiser, c, h * factor, w * factor, images, fix, opts.device)
+        pad = DEFAULT_PAD if opts.task in KERNEL_TASKS else 0  # restore() pads the periodic operators' denoiser
+        check_restore_memory(opts.denoiser, c, h * factor, w * factor, images, fix, opts.device,
+                             opts.chosen_algorithm in SAMPLING, pad)
     y = io.load_image(opts.observed)
     h, w = y.shape[-2:]
     op = _operator(opts, h, w)
@@ -171,7 +173,7 @@ def prepare_deblur(opts: DeblurOptions) -> PreparedDeblur:
     header = image_header(opts.image)
     if header is not None:
         c, h, w = header
-        check_restore_memory(opts.denoiser, c, size or h, size or w, 1, "lower --size", opts.device)
+        check_restore_memory(opts.denoiser, c, size or h, size or w, 1, "lower --size", opts.device, pad=opts.pad)
     x = io.load_image(opts.image, size=size)
     op = PeriodicBlur(check_kernel_sum(load_kernel(opts.kernel, max_size=tuple(x.shape[-2:])), opts.normalize_kernel))
     _check_kernel_channels(op, x.shape[1])
