@@ -12,9 +12,9 @@ signature, ``norm(shape)``, ``init(y)``), so it is the ``physics`` of every algo
   ``(H + h - 1, W + w - 1)``: the scene in the photograph plus a margin of ``h - 1 - h // 2`` rows
   above, ``h // 2`` below (columns likewise; :attr:`Blur.margin`). The algorithms restore x;
   :meth:`Blur.crop` cuts it back to the photograph's field of view. Nothing is assumed about the
-  scene outside y, which is why it fits a photograph: y is what the camera saw, and x is all the scene that reached it. This is
-  deepinv's ``Blur(padding="valid")`` (and ``scipy.signal.convolve2d(mode="valid")``) taken with x,
-  not y, as the unknown: a deepinv user with a photograph must build the larger x the same way.
+  scene outside y, which is why it fits a photograph: y is what the camera saw, and x is all the
+  scene that reached it. This is deepinv's ``Blur(padding="valid")`` (and
+  ``scipy.signal.convolve2d(mode="valid")``) taken with x, not y, as the unknown: a deepinv user with a photograph must build the larger x the same way.
 * ``"reflect"`` / ``"replicate"``: x and y have the same size; x is extended by mirroring (without
   repeating the edge pixel, as ``torch.nn.functional.pad``) or by repeating the edge pixel, then
   convolved with the valid part kept. The border is a guess about the scene, right only where the
@@ -22,9 +22,10 @@ signature, ``norm(shape)``, ``init(y)``), so it is the ``physics`` of every algo
 * ``"periodic"``: :class:`~inrd.restoration.physics.PeriodicBlur` itself (the border wraps around).
 
 Conventions: the kernel's centre is pixel ``(h // 2, w // 2)`` as in ``PeriodicBlur`` (a centred
-Dirac is Id). Every operator is ``crop o C o E`` with ``E`` an extension (zero, mirror, edge or none),
-``C`` the periodic convolution on the extended grid and ``crop`` the part where C does not wrap, so
-``A^T = E^T C^T crop^T`` is exact: ``<A x, y> = <x, A^T y>`` to float64 rounding.
+Dirac is Id). Every operator is ``crop o C o Z o E`` with ``E`` an extension (mirror, edge or none),
+``Z`` a zero-padding to a fast FFT size (factors 2, 3, 5), ``C`` the periodic convolution on that grid
+and ``crop`` the part that reads no wrapped or padded pixel, so ``A^T = E^T Z^T C^T crop^T`` is exact:
+``<A x, y> = <x, A^T y>`` to float64 rounding.
 
 The data step ``prox_l2(z, y, gamma) = argmin_x ||A x - y||^2 / 2 + ||x - z||^2 / (2 gamma)`` is exact
 by FFT for ``"periodic"``; for the others A^T A is not diagonal in any fast basis, and the prox solves
@@ -53,7 +54,7 @@ from .physics import PeriodicBlur, Task
 __all__ = ["Blur", "CG_TOL", "CG_MAX_ITER"]
 
 #: conjugate-gradient stopping rule of :meth:`Blur.prox_l2`: relative residual and iteration cap
-CG_TOL = 1e-6
+CG_TOL = 1e-4
 CG_MAX_ITER = 100
 
 
@@ -68,6 +69,28 @@ def _extension_index(n: int, before: int, after: int, boundary: str) -> torch.Te
     period = 2 * (n - 1)
     i = i.abs() % period
     return torch.where(i >= n, period - i, i)
+
+
+def _fast_length(n: int) -> int:
+    """The smallest ``m >= n`` whose prime factors are 2, 3 and 5 (fast FFT lengths)."""
+    m = n
+    while True:
+        r = m
+        for p in (2, 3, 5):
+            while r % p == 0:
+                r //= p
+        if r == 1:
+            return m
+        m += 1
+
+
+def _fast_grid(shape) -> tuple[int, int]:
+    return _fast_length(int(shape[-2])), _fast_length(int(shape[-1]))
+
+
+def _pad_to(u: torch.Tensor, H: int, W: int) -> torch.Tensor:
+    """u zero-padded at the bottom and right to (H, W)."""
+    return torch.nn.functional.pad(u, (0, W - u.shape[-1], 0, H - u.shape[-2]))
 
 
 class Blur:
@@ -167,8 +190,10 @@ class Blur:
         if self.boundary == "periodic":
             return self.periodic.A(x)
         top, bottom, left, right = self.margin
-        u = self.periodic._apply(self._extend(x.to(torch.float64)), conj=False)
-        return u[..., top:u.shape[-2] - bottom, left:u.shape[-1] - right].to(x.dtype)
+        u = self._extend(x.to(torch.float64))
+        H, W = u.shape[-2] - top - bottom, u.shape[-1] - left - right
+        u = self.periodic._apply(_pad_to(u, *_fast_grid(u.shape)), conj=False)
+        return u[..., top:top + H, left:left + W].to(x.dtype)
 
     __call__ = A
 
@@ -178,8 +203,10 @@ class Blur:
         if self.boundary == "periodic":
             return self.periodic.A_adjoint(y)
         top, bottom, left, right = self.margin
-        u = torch.nn.functional.pad(y.to(torch.float64), (left, right, top, bottom))
-        u = self.periodic._apply(u, conj=True)
+        He, We = y.shape[-2] + top + bottom, y.shape[-1] + left + right  # the extended grid
+        Hf, Wf = _fast_grid((He, We))
+        u = torch.nn.functional.pad(y.to(torch.float64), (left, Wf - We + right, top, Hf - He + bottom))
+        u = self.periodic._apply(u, conj=True)[..., :He, :We]
         if self.boundary == "valid":
             return u.to(y.dtype)
         return self._extend_adjoint(u, *y.shape[-2:]).to(y.dtype)
