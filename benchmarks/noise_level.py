@@ -99,7 +99,7 @@ def main(argv=None):
     conds = list(dict.fromkeys(c for _, c in err))
     print(f"{len(a.images)} images, {a.size} px; per estimator: mean |error| x 255 (8-bit levels), "
           f"then where the truth is > 0 the median and mean relative error over the images")
-    print(f"{'condition':<22}" + "".join(f"{e:>26}" for e in ESTIMATORS))
+    print(f"{'condition':<22}" + "".join(f"{e:>24}" for e in ESTIMATORS))
     groups = [(c, [c]) for c in conds]
     groups += [("all Gaussian noisy", [c for c in conds if c.startswith("noisy") and "jpeg" not in c]),
                ("all noisy + jpeg", [c for c in conds if c.startswith("noisy") and "jpeg" in c]),
@@ -114,7 +114,7 @@ def main(argv=None):
             else:
                 text += " " * 17
             row.append(text)
-        print(f"{label:<22}" + "".join(f"{r:>26}" for r in row))
+        print(f"{label:<22}" + "".join(f"{r:>24}" for r in row))
 
 if __name__ == "__main__":
     main()
