@@ -3,7 +3,15 @@ import math
 import pytest
 import torch
 
-from inrd.restoration.noise_level import DEFAULT_ESTIMATOR, ESTIMATORS, estimate_noise_level, haar_mad, pca_patches
+from inrd.restoration.noise_level import (
+    DEFAULT_ESTIMATOR,
+    DESCRIPTIONS,
+    ESTIMATORS,
+    estimate_noise_level,
+    estimator_for,
+    haar_mad,
+    pca_patches,
+)
 from inrd.restoration.physics import estimate_noise
 
 
@@ -66,7 +74,8 @@ def test_default_with_a_mask_and_names():
     mask = torch.ones(1, 1, 128, 128)
     mask[..., :10, :] = 0
     if DEFAULT_ESTIMATOR == "wavelet":  # scikit-image's rule has no mask: the same rule on observed blocks
-        assert estimate_noise_level(y, mask) == estimate_noise(y, mask)
+        assert estimate_noise_level(y, mask) == estimate_noise(y, mask) and estimator_for(mask) == "haar-mad"
+    assert estimator_for() == DEFAULT_ESTIMATOR and set(DESCRIPTIONS) == set(ESTIMATORS)
     with pytest.raises(ValueError, match="takes no mask"):
         estimate_noise_level(y, mask, estimator="wavelet")
     assert estimate_noise_level(y, estimator="PCA") == pca_patches(y)

@@ -26,9 +26,9 @@ import torch
 
 from ..choices import choose
 from ..validate import check_image
-from .physics import estimate_noise
+from .physics import NOISE_ESTIMATOR, estimate_noise
 
-__all__ = ["NoiseEstimator", "ESTIMATORS", "DEFAULT_ESTIMATOR", "estimate_noise_level", "haar_mad",
+__all__ = ["NoiseEstimator", "ESTIMATORS", "DESCRIPTIONS", "DEFAULT_ESTIMATOR", "estimator_for", "estimate_noise_level", "haar_mad",
            "wavelet_mad", "pca_patches", "PATCH", "MAX_PATCHES"]
 
 NoiseEstimator = Literal["haar-mad", "wavelet", "pca"]
@@ -98,10 +98,24 @@ def pca_patches(y: torch.Tensor, mask: Optional[torch.Tensor] = None, patch: int
 #: the estimators by name
 ESTIMATORS: dict[str, Callable] = {"haar-mad": haar_mad, "wavelet": wavelet_mad, "pca": pca_patches}
 
+#: how each estimator works, in one line, to record beside its value (as ``physics.NOISE_ESTIMATOR``)
+DESCRIPTIONS: dict[str, str] = {
+    "haar-mad": NOISE_ESTIMATOR,
+    "wavelet": "skimage.restoration.estimate_sigma: median(|HH|) / 0.6745 of the finest db1 diagonal band, per channel, averaged",
+    "pca": f"Chen, Zhu & Heng 2015: mean of the noise tail of the {PATCH}x{PATCH}xC patch-covariance spectrum (mean = median)",
+}
+
 #: the one :func:`estimate_noise_level` uses: the smallest mean error of the three on clean, noisy and
 #: JPEG photographs (docs/real_photographs.md, "Noise level"; the patch estimator is better on colour
 #: photographs with white noise and fails on JPEG noise and on structured gray images)
 DEFAULT_ESTIMATOR: NoiseEstimator = "wavelet"
+
+
+def estimator_for(mask: Optional[torch.Tensor] = None, estimator: Optional[NoiseEstimator] = None) -> str:
+    """The name of the estimator :func:`estimate_noise_level` runs for these arguments."""
+    if estimator is None:
+        return "haar-mad" if mask is not None and DEFAULT_ESTIMATOR == "wavelet" else DEFAULT_ESTIMATOR
+    return choose(estimator, NoiseEstimator, "noise estimator")
 
 
 def estimate_noise_level(y: torch.Tensor, mask: Optional[torch.Tensor] = None,
@@ -110,8 +124,4 @@ def estimate_noise_level(y: torch.Tensor, mask: Optional[torch.Tensor] = None,
     errors of all three are in docs/real_photographs.md). ``mask``: (1, 1, H, W) 0/1, 1 = observed
     (inpainting); the ``wavelet`` estimator takes none, so with a mask the default is ``haar-mad``, the
     same median rule on the same Haar diagonal coefficients, over fully observed 2x2 blocks only."""
-    if estimator is None:
-        name = "haar-mad" if mask is not None and DEFAULT_ESTIMATOR == "wavelet" else DEFAULT_ESTIMATOR
-    else:
-        name = choose(estimator, NoiseEstimator, "noise estimator")
-    return ESTIMATORS[name](y, mask)
+    return ESTIMATORS[estimator_for(mask, estimator)](y, mask)
