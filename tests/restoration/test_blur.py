@@ -3,8 +3,8 @@ import pytest
 import torch
 
 from inrd.choices import Boundary, names_of
-from inrd.restoration.blur import Blur
-from inrd.restoration.physics import PeriodicBlur, gaussian_kernel
+from inrd.restoration.blur import Blur, BlurDownsampling
+from inrd.restoration.physics import Downsampling, PeriodicBlur, gaussian_kernel
 
 BOUNDARIES = names_of(Boundary)
 # float64 rounding of a sum over ~1e4 products of O(1) terms, relative: a few 1e-16 per term's
@@ -149,3 +149,34 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match="gamma"):
         op = Blur(gaussian_kernel(1.0))
         op.prox_l2(torch.rand(1, 1, 20, 20), torch.rand(1, 1, 14, 14), -1.0)
+
+
+@pytest.mark.parametrize("boundary", BOUNDARIES)
+def test_super_resolution_adjoint_and_prox(boundary):
+    op = BlurDownsampling(_kernel((5, 4), 8), 2, boundary)
+    x, y = _pair(op, (12, 10))
+    assert op.A(x).shape == y.shape and op.A_adjoint(y).shape == x.shape
+    lhs, rhs = float((op.A(x) * y).sum()), float((x * op.A_adjoint(y)).sum())
+    assert abs(lhs - rhs) <= RTOL64 * abs(lhs)
+    p = op.prox_l2(x, y, 5.0)
+    grad = op.A_adjoint(op.A(p) - y) + (p - x) / 5.0
+    b = x + 5.0 * op.A_adjoint(y)
+    assert float(grad.norm()) <= 1.01 * op.tol * float(b.norm()) / 5.0  # as in the blur's prox test
+    assert op.init(y).shape == x.shape
+
+
+def test_super_resolution_periodic_is_downsampling_and_valid_is_scipy():
+    from scipy.signal import convolve2d
+
+    k = _kernel((5, 5), 9)
+    op, ref = BlurDownsampling(k, 2, "periodic"), Downsampling(k, 2)
+    x, y = _pair(op, (8, 10))
+    assert torch.allclose(op.A(x), ref.A(x), rtol=0, atol=1e-12)
+    assert torch.allclose(op.A_adjoint(y), ref.A_adjoint(y), rtol=0, atol=1e-12)
+    assert torch.allclose(op.prox_l2(x, y, 3.0), ref.prox_l2(x, y, 3.0), rtol=0, atol=1e-12)
+    valid = BlurDownsampling(k, 2, "valid")
+    x, _ = _pair(valid, (8, 10), channels=1, batch=1)
+    want = convolve2d(x[0, 0].numpy(), k.numpy(), mode="valid")[::2, ::2]
+    assert np.allclose(valid.A(x)[0, 0].numpy(), want, rtol=0, atol=1e-13)
+    with pytest.raises(ValueError, match="multiples of the factor"):
+        valid.A(torch.rand(1, 1, 21, 20, dtype=torch.float64))

@@ -49,9 +49,9 @@ from typing import Optional
 import torch
 
 from ..choices import Boundary, choose
-from .physics import PeriodicBlur, Task
+from .physics import Downsampling, PeriodicBlur, Task
 
-__all__ = ["Blur", "CG_TOL", "CG_MAX_ITER"]
+__all__ = ["Blur", "BlurDownsampling", "CG_TOL", "CG_MAX_ITER"]
 
 #: conjugate-gradient stopping rule of :meth:`Blur.prox_l2`: relative residual and iteration cap
 CG_TOL = 1e-4
@@ -113,6 +113,7 @@ class Blur:
         self.boundary: Boundary = choose(boundary, Boundary, "boundary")
         self.periodic = PeriodicBlur(kernel)
         self.kernel = self.periodic.kernel
+        self.exact = self.periodic  # the operator whose exact prox and norm serve boundary "periodic"
         if not (isinstance(tol, (int, float)) and 0 < tol < 1):
             raise ValueError(f"tol must be a number in (0, 1) (relative CG residual), got {tol!r}.")
         if not (isinstance(max_iter, int) and max_iter >= 1):
@@ -217,7 +218,7 @@ class Blur:
         approaches ||A|| from below). For ``"valid"`` ||A|| <= max |K| (a crop of the periodic blur on
         the same grid); ``"replicate"`` can exceed it (an edge pixel is copied into the margin)."""
         if self.boundary == "periodic":
-            return self.periodic.norm(shape)
+            return self.exact.norm(shape)
         key = ("norm", int(shape[-2]), int(shape[-1]), int(iters))
         if key not in self._index:
             g = torch.Generator().manual_seed(0)
@@ -244,7 +245,7 @@ class Blur:
         ``iters`` and the largest final ``residual``."""
         self._check(z, "z", image=True)
         if self.boundary == "periodic":
-            return self.periodic.prox_l2(z, y, gamma)
+            return self.exact.prox_l2(z, y, gamma)
         g = torch.as_tensor(gamma, dtype=torch.float64, device=z.device).reshape(-1, 1, 1, 1)
         if not bool((g > 0).all()) or not bool(torch.isfinite(g).all()):
             raise ValueError(f"gamma must be finite and > 0, got {gamma!r}.")
@@ -284,3 +285,56 @@ class Blur:
             return y.clone()
         top, bottom, left, right = self.margin
         return torch.nn.functional.pad(y, (left, right, top, bottom), mode="replicate")
+
+
+class BlurDownsampling(Blur):
+    """Super-resolution of a photograph: ``A x = S (k * x)``, the :class:`Blur` of ``boundary`` followed by
+    ``S``, which keeps pixel (0, 0) of every ``factor x factor`` block of the blurred field of view
+    (as :class:`~inrd.restoration.physics.Downsampling`, which is this operator's ``"periodic"`` case,
+    exact prox included). An observation (H, W) has x of ``(factor H, factor W)`` plus, for ``"valid"``,
+    the kernel's margin (:meth:`image_shape`; :meth:`crop` cuts it). The other boundaries solve the
+    data step by the conjugate gradient of :meth:`Blur.prox_l2`.
+    """
+
+    task: Task = "super-resolution"
+
+    def __init__(self, kernel, factor: int, boundary: Boundary = "valid", tol: float = CG_TOL,
+                 max_iter: int = CG_MAX_ITER):
+        super().__init__(kernel, boundary, tol, max_iter)
+        self.exact = Downsampling(self.kernel, factor)  # refuses factors other than 2, 3, 4
+        self.factor = int(factor)
+
+    def __repr__(self) -> str:
+        return f"BlurDownsampling(x{self.factor}, kernel {tuple(self.kernel.shape)}, boundary={self.boundary!r})"
+
+    def image_shape(self, shape) -> tuple[int, ...]:
+        f = self.factor
+        return super().image_shape((*tuple(shape)[:-2], shape[-2] * f, shape[-1] * f))
+
+    def _grid(self, x: torch.Tensor) -> None:
+        top, bottom, left, right = self.margin if self.boundary == "valid" else (0, 0, 0, 0)
+        H, W = x.shape[-2] - top - bottom, x.shape[-1] - left - right
+        if H % self.factor or W % self.factor or H < 1 or W < 1:
+            raise ValueError(f"a {H}x{W} field of view cannot be downsampled by {self.factor}: "
+                             f"its sides must be multiples of the factor.")
+
+    def A(self, x: torch.Tensor) -> torch.Tensor:
+        self._check(x, "x", image=True)
+        self._grid(x)
+        f = self.factor
+        return super().A(x)[..., ::f, ::f]
+
+    __call__ = A
+
+    def A_adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        """``A^T y``: y put back on the fine grid with zeros between (``S^T``), then the blur's adjoint."""
+        self._check(y, "y", image=False)
+        f = self.factor
+        up = y.new_zeros(*y.shape[:2], y.shape[-2] * f, y.shape[-1] * f)
+        up[..., ::f, ::f] = y
+        return super().A_adjoint(up)
+
+    def init(self, y: torch.Tensor) -> torch.Tensor:
+        """Bicubic upsampling of y (clamped to [0, 1]), extended by its edge pixels for ``"valid"``."""
+        up = torch.nn.functional.interpolate(y, scale_factor=self.factor, mode="bicubic", align_corners=False).clamp(0, 1)
+        return Blur.init(self, up)
