@@ -21,6 +21,7 @@ steps. Results: docs/real_photographs.md.
 
     python benchmarks/real_blur.py                       # astronaut, coffee, chelsea; 256 px; blur 1.6; nu 0.01
     python benchmarks/real_blur.py --std 3.0 --images coffee --size 128
+    python benchmarks/real_blur.py --factor 2 --std 1.0      # x2 super-resolution (the CLI's kernel for x2)
 """
 
 from __future__ import annotations
@@ -32,8 +33,8 @@ import torch
 
 from inrd.denoisers import load
 from inrd.io import load_image
-from inrd.restoration import PeriodicBlur, gaussian_kernel, restore
-from inrd.restoration.blur import Blur
+from inrd.restoration import Downsampling, PeriodicBlur, gaussian_kernel, restore
+from inrd.restoration.blur import Blur, BlurDownsampling
 
 MODELS = ("periodic", "valid", "reflect", "replicate")
 
@@ -59,23 +60,33 @@ def band_psnr(x: torch.Tensor, truth: torch.Tensor, band: int) -> tuple[float, f
     return db(err.mean()), db(err[~inner].mean()), db(err[inner].mean())
 
 
-def run(name, size, std, nu, band, denoiser, tol, seed=0):
+def operator(k, factor: int, model: str, tol: float):
+    """The forward operator of ``model``: blur (factor 1) or blur + downsampling by ``factor``."""
+    if factor == 1:
+        return PeriodicBlur(k) if model == "periodic" else Blur(k, model, tol=tol)
+    return Downsampling(k, factor) if model == "periodic" else BlurDownsampling(k, factor, model, tol=tol)
+
+
+def run(name, size, std, nu, band, denoiser, tol, factor=1, seed=0):
     k = gaussian_kernel(std)
-    valid = Blur(k, "valid")
+    task = "deblur" if factor == 1 else "super-resolution"
+    valid = operator(k, factor, "valid", tol)
     big = scene(name, size, valid.margin)
     truth = valid.crop(big)
     y = valid.A(big)
     y = (y + nu * torch.randn(y.shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)).float()
-    rows = [("observed", *band_psnr(y, truth, band), 0.0, "")]
+    seen = y if factor == 1 else valid.crop(valid.init(y))  # super-resolution: bicubic upsampling
+    rows = [("observed", *band_psnr(seen, truth, band), 0.0, "" if factor == 1 else "(bicubic)")]
     # reference: the crop itself blurred periodically, where the periodic model is exact; its band
     # is as far below its interior as the content of this image makes it, whatever the boundary
-    w = torch.randn(truth.shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
-    yp = (PeriodicBlur(k).A(truth) + nu * w).float()
+    exact = operator(k, factor, "periodic", tol)
+    clean = exact.A(truth)
+    w = torch.randn(clean.shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
     t0 = time.perf_counter()
-    ref = restore(yp, PeriodicBlur(k), denoiser, nu, "hqs", task="deblur").x
+    ref = restore((clean + nu * w).float(), exact, denoiser, nu, "hqs", task=task).x
     rows.append(("exact-periodic", *band_psnr(ref, truth, band), time.perf_counter() - t0, "(periodic data)"))
     for model in MODELS:
-        physics = PeriodicBlur(k) if model == "periodic" else Blur(k, model, tol=tol)
+        physics = operator(k, factor, model, tol)
         iters: list = []
         if model != "periodic":  # count the CG iterations of every data step
             prox = physics.prox_l2
@@ -87,7 +98,7 @@ def run(name, size, std, nu, band, denoiser, tol, seed=0):
 
             physics.prox_l2 = counted
         t0 = time.perf_counter()
-        res = restore(y, physics, denoiser, nu, "hqs", task="deblur")
+        res = restore(y, physics, denoiser, nu, "hqs", task=task)
         seconds = time.perf_counter() - t0
         x = physics.crop(res.x) if model == "valid" else res.x
         cg = f"CG {sum(iters)} ({'/'.join(map(str, iters))})" if iters else ""
@@ -102,6 +113,8 @@ def main(argv=None):
     p.add_argument("--std", type=float, default=1.6, help="Gaussian blur std, pixels")
     p.add_argument("--nu", type=float, default=0.01, help="noise std, [0, 1] units")
     p.add_argument("--band", type=int, default=16, help="width of the border band, pixels")
+    p.add_argument("--factor", type=int, default=1, help="1: deblurring (default); 2, 3, 4: super-resolution "
+                   "(--size is then the high-resolution size)")
     p.add_argument("--tol", type=float, default=None, help="CG relative tolerance (default: Blur's)")
     p.add_argument("--threads", type=int, default=None)
     a = p.parse_args(argv)
@@ -111,11 +124,12 @@ def main(argv=None):
     from inrd.restoration.blur import CG_TOL
 
     tol = a.tol or CG_TOL
-    print(f"Gaussian blur {a.std:g}, nu = {a.nu:g}, {a.size} px, band {a.band} px, HQS (FFDNet), CG tol {tol:g}")
+    what = "deblurring" if a.factor == 1 else f"x{a.factor} super-resolution"
+    print(f"{what}, Gaussian blur {a.std:g}, nu = {a.nu:g}, {a.size} px, band {a.band} px, HQS (FFDNet), CG tol {tol:g}")
     print(f"{'image':<10} {'model':<14} {'whole':>7} {'band':>7} {'inner':>7} {'seconds':>8}  data steps")
     mean: dict = {}
     for name in a.images:
-        for model, whole, edge, inner, sec, cg in run(name, a.size, a.std, a.nu, a.band, denoiser, tol):
+        for model, whole, edge, inner, sec, cg in run(name, a.size, a.std, a.nu, a.band, denoiser, tol, a.factor):
             print(f"{name:<10} {model:<14} {whole:7.2f} {edge:7.2f} {inner:7.2f} {sec:8.1f}  {cg}", flush=True)
             mean.setdefault(model, []).append((whole, edge, inner, sec))
     for model, v in mean.items():
