@@ -36,7 +36,7 @@ def register(sub) -> None:
         "the data law, for every schedule, relaxation and number of steps; then the best n-level subgrid of the "
         "DDPM grid against uniform pruning. Relative W2 = W2 / sqrt(trace C): 0 = exact, 1 = outputs the mean.",
     )
-    p.add_argument("--spectrum", default="power-law", choices=["power-law", "patches"],
+    p.add_argument("--spectrum", default="power-law", type=str.lower, choices=["power-law", "patches"],
                    help="data covariance: stationary 1/f^alpha field, or the covariance of photograph patches")
     p.add_argument("--alpha", type=float, default=2.0, help="power-law exponent of the spectrum (default 2)")
     p.add_argument("--size", type=int, default=64, help="power-law field size, pixels per side (default 64)")

@@ -32,7 +32,7 @@ _OPTIONS = {
 def register(sub) -> None:
     experiments = ", ".join(k for k in FIGURES if not k.startswith("fig"))
     p = sub.add_parser("reproduce", help=f"reproduce a figure of the paper (fig1..fig4) or an experiment ({experiments})")
-    p.add_argument("figure", choices=sorted(FIGURES))
+    p.add_argument("figure", type=str.lower, choices=sorted(FIGURES))
     p.add_argument("--out", default="figures", help="output folder (default: ./figures)")
     p.add_argument("--weights", help=_OPTIONS["weights"])
     p.add_argument("--seed", type=int, help=_OPTIONS["seed"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..choices import LrSchedule, names_of
 from . import add_progress_flag
 
 
@@ -18,13 +19,13 @@ def register(sub) -> None:
             "`inrd train --recipe inrd-small --out DIR` reruns every stage of the shipped weights and checks their sha256."
         ),
     )
-    p.add_argument("--recipe", choices=("inrd-small",), default=None,
+    p.add_argument("--recipe", type=str.lower, choices=("inrd-small",), default=None,
                    help="rerun the recorded stages of these shipped weights (each in OUT/<stage>, resumed if started) and "
                         "compare the result with the shipped sha256; takes only --out, --threads and --progress")
     p.add_argument("--iters", type=int, default=4000, help="total optimizer iterations (raise it with --resume to train longer)")
     p.add_argument("--batch", type=int, default=32, help="crops per iteration (default 32)")
     p.add_argument("--lr", type=float, default=5e-4, help="Adam learning rate after the warm-up (default 5e-4)")
-    p.add_argument("--lr-schedule", choices=("constant", "cosine"), default="constant",
+    p.add_argument("--lr-schedule", type=str.lower, choices=names_of(LrSchedule), default="constant",
                    help="lr after warm-up: constant (default) or cosine-decayed to 0 at --iters")
     p.add_argument("--warmup", type=int, default=200, help="linear lr warm-up iterations (default 200)")
     p.add_argument("--init-weights", default=None, metavar="FILE",
