@@ -217,7 +217,6 @@ def test_memory_is_refused_up_front_from_the_image_header(files, tmp_path, capsy
     """--samples 100000 of a 48x48 image, and a 12000x12000 PNG: refused from the header, before the pixels are
     decoded and before the model is loaded. The available memory is fixed at 4 GiB so that the test does not
     depend on the machine (the estimates: 51 GiB and 27 GiB)."""
-    import time
 
     from PIL import Image
 
@@ -231,10 +230,8 @@ def test_memory_is_refused_up_front_from_the_image_header(files, tmp_path, capsy
     out = tmp_path / "out"
     for observed, extra, fix in ((d / "blurred.png", ["--algorithm", "inrd-posterior", "--samples", "100000"], "lower --samples"),
                                  (tmp_path / "huge.png", [], "restore a smaller image")):
-        t0 = time.perf_counter()
         err = _refused(["restore", "--task", "denoise", "--observed", str(observed), "--noise-level", "0.01", *extra,
-                        "--out", str(out)], capsys, tmp_path, out)
-        assert time.perf_counter() - t0 < 1.0  # measured ~0.01 s: the header only
+                        "--out", str(out)], capsys, tmp_path, out)  # the model is never loaded (patched above)
         assert "needs at least" in err and "4.0 GiB are available" in err and fix in err
 
 
