@@ -85,7 +85,7 @@ def inrd_name(rho: str, grid: str, clip: str) -> str:
 
 def training_spectrum(size: int = 32, n: int = 8192) -> Spectrum:
     """Gaussian law with the mean and covariance of ``n`` seeded 32x32 training crops ([0, 1] units)."""
-    from inrd.train import random_crops, region
+    from inrd.textures import random_crops, region
 
     X = random_crops(region("train"), n, size, torch.Generator().manual_seed(7)).reshape(n, -1).double().numpy()
     mu = X.mean(0)

@@ -61,7 +61,7 @@ def rows(den, defaults, samples: int, ddpm_seeds=DDPM_SEEDS) -> dict:
 def classifier_check(classifier) -> str:
     """Accuracy on held-out crops and what the ambiguous share sees (blends) and misses (noise)."""
     from inrd.experiments.quality import _real
-    from inrd.train import TEXTURES, random_crops, region
+    from inrd.textures import TEXTURES, random_crops, region
 
     lines = []
     for part in ("ref", "floor"):

@@ -1,5 +1,5 @@
-"""Run the hostile inputs of docs/robustness.md (sampling, sample-many, schedules, reproduce and library rows
-added in the third round) and print their table rows with the measured outcome.
+"""Run the hostile inputs of docs/robustness.md added in the third round (every command and the library) and
+print their table rows with the measured outcome.
 
     python docs/robustness_cases.py > /tmp/rows.md      # about 5 minutes on 2 cores
 
@@ -12,12 +12,15 @@ expressions evaluated with ``D = lambda x, s: x`` and ``sigmas = schedules.geome
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 S = "inrd sample --no-progress --size 16 --steps 3 --batch 1"
+X = "inrd restore --task deblur --observed obs.png --kernel gaussian:1.6 --noise-level 0.01 --iters 2"
+T = "inrd train --iters 2 --batch 2 --checkpoint-every 1"
 CLI = [
     ("S41", f"{S} --out afile/sub", ""),
     ("S42", f"{S} --out afile/sub/deeper", ""),
@@ -69,6 +72,55 @@ CLI = [
     ("R4", "inrd reproduce fig2 --size 7 --out r4", "a torch.cat traceback before"),
     ("R5", "inrd reproduce fig1 --out afile/sub", ""),
     ("R6", "inrd --help", "help lists every experiment"),
+    ("X20", f"{X} --out afile/sub", "FileExistsError before"),
+    ("X21", f"{X} --out afile/sub/deeper", "NotADirectoryError before"),
+    ("X22", f"{X} --out loop", "the work was lost at the final rename before"),
+    ("X23", f"{X} --out dangling", ""),
+    ("X24", f"{X} --out {'n' * 300}", "OSError [Errno 36] before"),
+    ("X25", f"{X} --out ''", "reported as --out . before"),
+    ("X26", "inrd restore --task denoise --observed obs.png --noise-level 0.1 --algorithm inrd-posterior --samples 100000 --out x26",
+     "an allocation traceback after 35 s before"),
+    ("X27", "inrd restore --task denoise --observed huge.png --noise-level 0.1 --out x27", "a 12000x12000 PNG"),
+    ("X28", "inrd restore --task denoise --observed odd.png --noise-level 0.05 --denoiser inrd-small --iters 2 --out x28",
+     "a 33x31 gray image: torch.cat traceback before"),
+    ("X29", f"{X} --device cuda --out x29", ""),
+    ("X30", f"{X} --device meta --out x30", ""),
+    ("X31", "inrd restore --task deblur --observed obs.png --kernel gaussian:1.6 --noise-level 1e-300 --iters 2 --out x31",
+     "ZeroDivisionError in hqs before"),
+    ("X32", "inrd restore --task deblur --observed obs.png --kernel gaussian:1.6 --noise-level 5 --iters 2 --out x32",
+     "spoke of sigma_min before"),
+    ("X33", "inrd restore --task inpaint --observed obs.png --mask textmask.npy --noise-level 0.01 --iters 2 --out x33",
+     "a text file named .npy: numpy's allow_pickle advice before"),
+    ("X34", "inrd restore --task inpaint --observed obs.png --mask corrupt.npy --noise-level 0.01 --iters 2 --out x34",
+     "did not name the file before"),
+    ("X35", "inrd restore --task inpaint --observed obs.png --mask complex.npy --noise-level 0.01 --iters 2 --out x35",
+     "lost its imaginary part before"),
+    ("X36", "inrd restore --task denoise --observed rgb.png --truth obs.png --noise-level 0.05 --iters 2 --out x36",
+     "a gray truth for an RGB observation: PSNR 8.64 dB before"),
+    ("X37", f"{X} --kernel k3.npy --out x37", "a 3-channel kernel on a gray image: 'z' before"),
+    ("X38a", f"{X} --out x38", "first run"),
+    ("X38b", f"{X} --out x38", "the same folder again"),
+    ("X39", f"{X} --out reuse2", "into an inrd sample folder"),
+    ("X40", f"{X} --denoiser model.safetensors --out x40", "tried as a DiffUNet before"),
+    ("D10", "inrd deblur --size 32 --iters 2 --out afile/sub", ""),
+    ("D11", "inrd deblur --size 32 --iters 2 --device meta --out d11", ""),
+    ("D12", "inrd deblur --size 32 --iters 2 --noise-level 1e-300 --out d12", ""),
+    ("T20", f"{T} --out afile/sub", ""),
+    ("T21", f"{T} --device meta --out t21", "RuntimeError traceback before"),
+    ("T22", f"{T} --warmup -1 --out t22", "accepted before"),
+    ("T23", f"{T} --seed -1 --out t23", "numpy's message before"),
+    ("T24", f"{T} --out reuse2", "into an inrd sample folder: exit 0 among the samples before"),
+    ("T25", f"{T} --out {'n' * 300}", ""),
+    ("A10", "inrd analyze --size 100000", "80 GB: an allocation after minutes before"),
+    ("A11", "inrd analyze --spectrum patches --patch 200", ""),
+    ("W10", "inrd weights verify tampered/inrd_small.safetensors", "exit 0 before although its JSON records the sha256"),
+    ("W11", "inrd weights verify truncated/inrd_small.safetensors", ""),
+    ("W12", "inrd weights verify /dev/zero", "said the file does not exist before"),
+    # a full disk: each of these runs on its own 300 KiB tmpfs mounted at full_ID (needs root; skipped otherwise)
+    ("S75", "inrd sample --no-progress --batch 64 --display 96 --out full_S75/o", "raw OSError [Errno 28] before"),
+    ("C7", "inrd schedules --out full_C7/s.png", "raw OSError [Errno 28] before"),
+    ("X41", "inrd restore --task denoise --observed rgb.png --noise-level 0.05 --iters 2 --out full_X41/o", ""),
+    ("T26", f"{T} --channels 64,128,128 --out full_T26/o", "RuntimeError 'unexpected pos' from torch.save before"),
 ]
 
 LIB = [
@@ -87,6 +139,12 @@ LIB = [
     ("L38", "list(distributed.batches(10**9, 16)[-1:])", "a billion samples: a lazy sequence"),
     ("L39", "choices.choose('Pnp_Pgd', choices.Algorithm, 'algorithm')", ""),
     ("L40", "plan.SampleOptions(chunk=-3)", ""),
+    ("L41", "restoration.restore(torch.rand(1, 1, 16, 16), restoration.Denoising(), D, 1e-300, 'hqs')", "ZeroDivisionError before"),
+    ("L42", "scheduler().step(torch.zeros(1, 3, 8, 8), 999, torch.zeros(1, 1, 8, 8))", "a 3-channel output was broadcast before"),
+    ("L43", "scheduler().step(torch.zeros(1, 1, 8, 8), 999.7, torch.zeros(1, 1, 8, 8))", "999.7 was truncated to 999 before"),
+    ("L44", "scheduler().add_noise(torch.zeros(1, 1, 8, 8), torch.zeros(1, 1, 8, 8), torch.tensor([1000]))", "IndexError before"),
+    ("L45", "scheduler().step(torch.zeros(1, 1, 8, 8, dtype=torch.int64), 999, torch.zeros(1, 1, 8, 8))",
+     "NotImplementedError before"),
 ]
 
 FIXTURES = {
@@ -102,7 +160,13 @@ import json, torch, inrd
 from inrd import schedules, relaxations, denoisers, distributed, choices, plan, runs
 D = lambda x, s: x
 sigmas = schedules.geometric(5, 0.01, 1.0)
+from inrd import restoration
 def refuse(c): raise ValueError(f"non-strict JSON constant {c}")
+def scheduler():
+    from inrd.diffusers import INRDScheduler
+    s = INRDScheduler()
+    s.set_timesteps(10)
+    return s
 def start_run_manifest():
     with runs.start_run('manifest_run', {'rhos': [float('nan'), 0.5]}):
         pass
@@ -127,17 +191,46 @@ def _row(case_id: str, shown: str, outcome: str, message: str, note: str) -> str
     return f"| {case_id} | `{shown}` | {outcome}{'; ' + note if note else ''} | {message} |"
 
 
+def _images(root: Path) -> None:
+    """The image, mask, kernel and weight fixtures of the restore, train and weights rows."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    Image.fromarray((rng.random((32, 32)) * 255).astype(np.uint8)).save(root / "obs.png")
+    Image.fromarray((rng.random((32, 32, 3)) * 255).astype(np.uint8)).save(root / "rgb.png")
+    Image.fromarray((rng.random((31, 33)) * 255).astype(np.uint8)).save(root / "odd.png")
+    Image.fromarray(np.zeros((12000, 12000), np.uint8)).save(root / "huge.png")
+    (root / "textmask.npy").write_text("1 0 1\n")
+    (root / "corrupt.npy").write_bytes(b"\x93NUMPY\x01\x00garbage")
+    np.save(root / "complex.npy", (rng.random((32, 32)) > 0.5) + 1j * 0.5)
+    np.save(root / "k3.npy", np.ones((3, 5, 5)) / 75)
+    (root / "model.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}      ")
+    from inrd.weights import registry  # the shipped inrd-small weights and their sidecar, altered
+
+    src = Path(registry.__file__).resolve().parents[1] / "checkpoints"
+    for kind in ("tampered", "truncated"):
+        (root / kind).mkdir()
+        for f in src.glob("inrd_small.*"):
+            (root / kind / f.name).write_bytes(f.read_bytes())
+    w = (root / "tampered" / "inrd_small.safetensors")
+    data = bytearray(w.read_bytes())
+    data[-100] ^= 0xFF
+    w.write_bytes(bytes(data))
+    t = root / "truncated" / "inrd_small.safetensors"
+    t.write_bytes(t.read_bytes()[: len(data) // 2])
+
+
 def main() -> None:
     inrd = [sys.executable, "-m", "inrd"]
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch)
         for name, data in FIXTURES.items():
             (root / name).write_bytes(data)
+        _images(root)
         (root / "loop").symlink_to(root / "loop")
         (root / "dangling").symlink_to(root / "nowhere")
         for case_id, cmd, note in CLI:
-            import shlex
-
             argv = shlex.split(cmd)
             env = dict(os.environ)
             if argv[0] == "env":
@@ -146,12 +239,19 @@ def main() -> None:
                     env[k] = v
                     argv.pop(1)
                 argv.pop(0)
+            full = root / f"full_{case_id}"
+            if f"full_{case_id}" in cmd:
+                full.mkdir()
+                if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=300k", "tmpfs", str(full)]).returncode:
+                    continue
             if case_id == "M9b":
                 png = root / "m9" / "sample_000001.png"
                 png.write_bytes(png.read_bytes()[:40])
             p = subprocess.run(inrd + argv[1:], cwd=root, env=env, capture_output=True, text=True, errors="backslashreplace")
+            if full.is_mount():
+                subprocess.run(["umount", str(full)])
             outcome, message = _outcome(p.returncode, p.stderr, p.stdout)
-            print(_row(case_id, cmd if len(cmd) < 160 else cmd[:157] + "...", outcome, message, note))
+            print(_row(case_id, cmd if len(cmd) < 160 else cmd[:157] + "...", outcome, message, note), flush=True)
         for case_id, expr, note in LIB:
             code = PRELUDE + f"\nprint(repr({expr}))"
             wrapped = f"try:\n    exec({code!r})\nexcept (ValueError, TypeError) as e:\n    import sys; print(str(e), file=sys.stderr); sys.exit(2)\n"

@@ -1,39 +1,16 @@
 """inrd.train: the DDPM training loop on a tiny network (16x16 crops, channels (16, 32)), determinism,
-bit-exact resume, checkpoint/export files, data splits, and the `inrd train` command."""
+bit-exact resume, checkpoint/export files, the run folder, and the `inrd train` command."""
 
 import json
+import os
 
 import pytest
 import torch
 
 from inrd.cli import main
-from inrd.train import STATE_NAME, WEIGHTS_NAME, load_state, random_crops, region, texture_images, train
+from inrd.train import STATE_NAME, WEIGHTS_NAME, load_state, train
 
 TINY = dict(batch=8, size=16, channels=(16, 32), lr=1e-3, warmup=5, threads=1, progress=False)
-
-
-def test_data_splits_are_disjoint_and_cover_the_textures():
-    x = texture_images()
-    assert x.shape == (3, 256, 256) and 0 <= x.min() and x.max() <= 1
-    tr, ref, floor = region("train"), region("ref"), region("floor")
-    assert tr.shape == (3, 256, 192) and ref.shape == floor.shape == (3, 128, 64)
-    # train | held-out columns, held-out = ref (top) | floor (bottom): together they are the image
-    assert torch.equal(torch.cat([tr, torch.cat([ref, floor], 1)], 2), x)
-    with pytest.raises(ValueError, match="split"):
-        region("test")
-
-
-def test_random_crops_are_seeded_crops_of_the_region():
-    im = torch.arange(3 * 20 * 30, dtype=torch.float32).reshape(3, 20, 30)
-    c = random_crops(im, 5, 8, torch.Generator().manual_seed(0))
-    assert c.shape == (5, 1, 8, 8)
-    assert torch.equal(c, random_crops(im, 5, 8, torch.Generator().manual_seed(0)))
-    for crop in c[:, 0]:  # each is a contiguous block: value = k*600 + i*30 + j
-        v0 = int(crop[0, 0])
-        k, i, j = v0 // 600, (v0 % 600) // 30, v0 % 30
-        assert torch.equal(crop, im[k, i : i + 8, j : j + 8])
-    with pytest.raises(ValueError, match="exceeds"):
-        random_crops(im, 1, 21, torch.Generator())
 
 
 def test_training_decreases_the_loss(tmp_path):
@@ -105,7 +82,7 @@ def test_bad_options_are_one_line_errors(tmp_path):
         train(tmp_path, iters=1, size=18, channels=(16, 32, 32))
     with pytest.raises(ValueError, match="lr"):
         train(tmp_path, iters=1, lr=-1.0)
-    with pytest.raises(ValueError, match="no GPU|unknown device"):
+    with pytest.raises(ValueError, match="no CUDA GPU|unknown device"):
         train(tmp_path, iters=1, device="cuda" if not torch.cuda.is_available() else "nonsense")
 
 
@@ -158,7 +135,6 @@ def test_cli_rejects_a_damaged_state_and_a_network_without_attention_heads(tmp_p
 def test_weights_and_sidecar_are_replaced_as_a_pair(tmp_path, monkeypatch):
     """A kill between the sidecar's and the weights' renames leaves old weights that the new sidecar
     still names (``previous_sha256``); ``resume`` re-exports a consistent pair before it continues."""
-    import inrd.train_export as te
     from inrd.denoisers.small import read_checkpoint
     from inrd.weights import file_sha256
 
@@ -166,17 +142,17 @@ def test_weights_and_sidecar_are_replaced_as_a_pair(tmp_path, monkeypatch):
     opts = dict(checkpoint_every=2, **TINY)
     train(out, iters=2, **opts)
     old_sha = file_sha256(out / WEIGHTS_NAME)
-    real_replace = te.os.replace
+    real_replace = os.replace
 
     def killed(src, dst):  # the process dies just before moving the new weights into place
         if str(dst).endswith(".safetensors"):
             raise KeyboardInterrupt
         return real_replace(src, dst)
 
-    monkeypatch.setattr(te.os, "replace", killed)
+    monkeypatch.setattr(os, "replace", killed)  # the renames of inrd.paths.atomic_path
     with pytest.raises(KeyboardInterrupt):
         train(out, iters=4, resume=True, **opts)
-    monkeypatch.setattr(te.os, "replace", real_replace)
+    monkeypatch.setattr(os, "replace", real_replace)
     meta = json.loads((out / "inrd_small.json").read_text())
     assert file_sha256(out / WEIGHTS_NAME) == old_sha == meta["previous_sha256"] != meta["sha256"]
     assert not list(out.glob(".*"))  # the unfinished weights were removed
@@ -218,3 +194,58 @@ def test_fine_tuning_starts_from_given_weights_and_cosine_lr_reaches_zero(tmp_pa
         train(tmp_path / "ft", iters=6, resume=True, init_weights=base, lr_schedule="cosine", **opts)
     with pytest.raises(ValueError, match="different network"):
         train(tmp_path / "x", iters=2, init_weights=base, **{**opts, "channels": (16, 64)})
+
+
+def test_a_full_disk_at_a_checkpoint_is_one_line_and_keeps_the_last_one(tmp_path, monkeypatch):
+    """ENOSPC while the second checkpoint is written (as on a full tmpfs, where torch.save on the file
+    failed with `unexpected pos`): one-line OutputError naming the kept checkpoint; that state still loads
+    and resumes, and no temporary file is left."""
+    import errno
+    from pathlib import Path
+
+    from inrd.io import OutputError
+
+    real = Path.write_bytes
+    writes = []
+
+    def full_disk(self, data):
+        if self.name.startswith("." + STATE_NAME):
+            writes.append(self.name)
+            if len(writes) == 2:
+                raise OSError(errno.ENOSPC, "No space left on device", str(self))
+        return real(self, data)
+
+    monkeypatch.setattr(Path, "write_bytes", full_disk)
+    out = tmp_path / "run"
+    opts = dict(checkpoint_every=2, **TINY)
+    with pytest.raises(OutputError, match="no space left on the device; the checkpoint of iteration 2 is kept") as e:
+        train(out, iters=6, **opts)
+    assert "\n" not in str(e.value) and "--resume" in str(e.value)
+    monkeypatch.setattr(Path, "write_bytes", real)
+    assert load_state(out)["step"] == 2
+    assert not list(out.glob(".*"))
+    assert train(out, iters=6, resume=True, **opts)["iters"] == 6
+
+
+def test_a_run_killed_before_its_first_checkpoint_starts_again(tmp_path):
+    """A kill -9 before the first checkpoint leaves only run.json: the same command runs (nothing to resume),
+    another run's options are still refused."""
+    from inrd import runs
+    from inrd.train import TrainOptions, _config, _manifest
+
+    out = tmp_path / "run"
+    opts = dict(checkpoint_every=2, export_weights=False, **TINY)
+    config = _config(TrainOptions(batch=8, size=16, channels=(16, 32), lr=1e-3, warmup=5), None)  # TINY's run options
+    with runs.start_run(out, _manifest(config)):
+        pass  # what the killed run left: its manifest
+    with pytest.raises(ValueError, match="another run's files"):
+        train(out, iters=2, **{**opts, "seed": 4})
+    assert train(out, iters=2, **opts)["iters"] == 2
+
+
+def test_a_run_saved_before_run_manifests_is_resumed(tmp_path):
+    opts = dict(checkpoint_every=2, export_weights=False, **TINY)
+    train(tmp_path, iters=2, **opts)
+    (tmp_path / "run.json").unlink()  # as folders written before runs.start_run claimed them
+    assert train(tmp_path, iters=4, resume=True, **opts)["iters"] == 4
+    assert json.loads((tmp_path / "run.json").read_text())["params"]["seed"] == 0

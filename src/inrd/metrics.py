@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["psnr"]
+__all__ = ["psnr", "ssim"]
 
 
 def psnr(x: torch.Tensor, y: torch.Tensor, max_val: float = 1.0) -> torch.Tensor:
@@ -29,6 +29,17 @@ def psnr(x: torch.Tensor, y: torch.Tensor, max_val: float = 1.0) -> torch.Tensor
     d = x.detach().to(torch.float64) - y.detach().to(device=x.device, dtype=torch.float64)
     mse = d.pow(2).flatten(1).mean(1)
     return 10 * torch.log10(max_val**2 / mse)
+
+
+def ssim(x: torch.Tensor, ref: torch.Tensor) -> float:
+    """Structural similarity (Wang et al. 2004, scikit-image's ``structural_similarity`` with its default
+    7 x 7 window, ``data_range`` 1) of the first image of ``x``, clipped to [0, 1], against the first of
+    ``ref``; colour channels averaged. scikit-image is imported on the first call."""
+    from skimage.metrics import structural_similarity
+
+    a = x[0].detach().double().clamp(0, 1).permute(1, 2, 0).cpu().numpy()
+    b = ref[0].detach().double().permute(1, 2, 0).cpu().numpy()
+    return float(structural_similarity(a, b, data_range=1.0, channel_axis=2))
 
 
 # --------------------------------------------------------------------------------------------------

@@ -26,10 +26,7 @@ import torch
 from .choices import Rho, RhoName, maybe_choose, names_of
 from .schedules import _f64, check_sigmas
 
-#: kept for older imports: a relaxation as a user gives it (:data:`inrd.choices.Rho`)
-Relaxation = Rho
-
-__all__ = ["Relaxation", "Scheme", "scheme", "relaxation", "step_relaxation", "gammas", "ddim_eta"]
+__all__ = ["Scheme", "scheme", "relaxation", "step_relaxation", "gammas", "ddim_eta"]
 
 # Slack for gamma^2 < 0 caused only by float64 rounding (e.g. the DDIM-like relaxation, for which
 # gamma_t^2 = 0 exactly in real arithmetic). Relative to sigma_t^2: 64 ulps of float64.

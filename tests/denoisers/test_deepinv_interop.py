@@ -85,7 +85,7 @@ def test_deepinv_diffpir_with_inrd_small_inpaints_its_own_textures():
     differences between CPUs along the sampling chain. DiffPIR is a posterior sampler: on grass and
     gravel it does not beat a 5x5 normalised-convolution interpolation (19.0 vs 21.5 dB), so nothing
     stronger is asserted."""
-    from inrd.train import random_crops, region
+    from inrd.textures import random_crops, region
 
     x = random_crops(region("ref"), 4, 32, torch.Generator().manual_seed(0))
     physics = dinv.physics.Inpainting(

@@ -109,7 +109,10 @@ def test_compatibles_round_trip_their_configs(rho):
             warnings.simplefilter("ignore")
             other = cls.from_config(sched.config)
         back = INRDScheduler.from_config(other.config)
-        assert {k: v for k, v in back.config.items() if k in sched.config} == dict(sched.config), cls.__name__
+        # diffusers' own bookkeeping key lists the defaulted arguments in set order (it varies with PYTHONHASHSEED)
+        mine, theirs = dict(sched.config), {k: v for k, v in back.config.items() if k in sched.config}
+        assert set(theirs.pop("_use_default_values", [])) == set(mine.pop("_use_default_values", [])), cls.__name__
+        assert theirs == mine, cls.__name__
         assert not ({k for k in back.config if k not in sched.config} & init_keys), cls.__name__
         checked += 1
     assert checked >= 14  # the 15 DDPM-family schedulers of diffusers, DPMSolverSDE needs torchsde

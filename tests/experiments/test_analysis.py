@@ -95,3 +95,61 @@ def test_schedule_spellings_are_normalised_once():
     assert r["table"]["ind"]["super-geometric"][0]["relative"] == pytest.approx(spec.w2(S.super_geometric(5), "ind").relative, rel=1e-12)
     with pytest.raises(ValueError, match="unknown schedule 'linear'"):
         analysis.compute(spec, steps=(5,), search_schedule="linear")
+
+
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["--size", "100000"], ["size 100000", "GiB", "lower --size"]),  # 1490 GiB: more than any machine has
+        (["--spectrum", "patches", "--patch", "200"], ["200x200 patches", "GiB", "--patch", "--stride"]),  # 59 GiB
+    ],
+)
+def test_cli_analyze_refuses_what_memory_cannot_hold_at_once(tmp_path, capsys, monkeypatch, argv, words):
+    """One line, exit 2, in under a second (building either spectrum would take minutes before failing)."""
+    import time
+
+    from inrd import memory
+
+    monkeypatch.setattr(memory, "available_memory", lambda device=None: 16 * 2**30)  # a 16 GiB machine
+    t0 = time.perf_counter()
+    assert main(["analyze", *argv, "--json", str(tmp_path / "a.json")]) == 2
+    assert time.perf_counter() - t0 < 1.0
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("inrd analyze: error:") and "\n" not in err and "16.0 GiB are available" in err
+    for w in words:
+        assert w in err, (w, err)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_memory_estimates_are_below_the_measured_peaks():
+    """The refusals use lower bounds: the estimate stays below the peak measured here, and within 2x of it
+    (so they refuse what cannot fit, not less). tracemalloc sees numpy's arrays only, so its peak is itself
+    below the process's: the power-law spectrum is built and compressed in numpy (172 bytes per pixel measured,
+    estimate 160); the subgrid search's candidates x coordinates arrays are numpy too."""
+    import tracemalloc
+
+    tracemalloc.start()
+    spec = G.Spectrum.power_law(128).compress()
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.reset_peak()
+    base = tracemalloc.get_traced_memory()[0]
+    G.best_subgrid(spec, S.ddpm(), 10, "canonical")
+    search = tracemalloc.get_traced_memory()[1] - base
+    tracemalloc.stop()
+    est = analysis.spectrum_bytes("power-law", 128)
+    assert peak / 2 < est <= peak
+    est = analysis.subgrid_bytes(spec, 1000, 10)
+    assert search / 2 < est <= search
+
+
+def test_patch_count_is_the_number_of_rows_of_the_covariance():
+    import numpy as np
+
+    from inrd.io import load_image
+
+    x = load_image("camera", channels=1)[0, 0]
+    rows = x.unfold(0, 20, 50).unfold(1, 20, 50).reshape(-1, 400)  # the rows Spectrum.patches takes
+    assert analysis._patch_count(["camera"], 20, 50) == rows.shape[0] == 10 * 10  # (512 - 20) // 50 + 1 = 10 per axis
+    cov = G.Spectrum.patches(("camera",), patch=20, stride=50)
+    assert cov.d == 400 and np.allclose(cov.total_std**2, np.trace(np.cov(rows.double().numpy().T)), rtol=1e-12)
+    assert analysis.spectrum_bytes("patches", patch=20, stride=50, images=["camera"]) == 8 * max(4 * 100 * 400, 2 * 100 * 400 + 4 * 400**2)

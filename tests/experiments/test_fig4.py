@@ -20,7 +20,7 @@ def test_fig4_tiny_through_the_cli(tmp_path, capsys):
         assert small["sigma"] == pytest.approx(0.0050003, abs=1e-7) and small["channels"] == 1
     rec = r["results"]["camera"]
     for v in rec["runs"].values():  # GS-PnP runs half the iterations (each one costs two network passes)
-        assert len(v["psnr"]) == len(v["residual"]) == (4 if v["params"]["algorithm"] == "pnp_pgd" else 2)
+        assert len(v["psnr"]) == len(v["residual"]) == (4 if v["params"]["algorithm"] == "pnp-pgd" else 2)
     assert rec["psnr_observed"] < rec["psnr_tikhonov_discrepancy"] < rec["psnr_tikhonov_oracle"]
     for f in ("fig4.png", "fig4_curves.png", "fig4.json"):
         assert (out / f).stat().st_size > 0

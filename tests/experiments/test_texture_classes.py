@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from inrd.experiments.texture_classes import fit_texture_classifier, texture_coverage, texture_features
-from inrd.train import TEXTURES, random_crops, region
+from inrd.textures import TEXTURES, random_crops, region
 
 
 @pytest.fixture(scope="module")

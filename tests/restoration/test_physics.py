@@ -162,3 +162,36 @@ def test_estimate_noise():
     bad[0, 0, 0, 0] = float("nan")
     with pytest.raises(ValueError, match="NaN or infinite"):
         R.estimate_noise(bad)
+
+
+def test_npy_files_that_are_not_numeric_arrays_are_named(tmp_path):
+    """A text file named .npy, a truncated .npy, a pickled object array, a complex array: one line naming the
+    file, never numpy's allow_pickle advice, never a silently dropped imaginary part."""
+    import numpy as np
+
+    (tmp_path / "text.npy").write_text("0 1 0\n1 4 1\n0 1 0\n")
+    np.save(tmp_path / "good.npy", np.ones((8, 8)))
+    (tmp_path / "cut.npy").write_bytes((tmp_path / "good.npy").read_bytes()[:140])
+    np.save(tmp_path / "objects.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    np.save(tmp_path / "complex.npy", np.ones((8, 8)) * (1 + 2j))
+    for loader, what in ((R.load_kernel, "kernel file"), (R.load_mask, "mask file")):
+        for name, message in (("text.npy", "is not a .npy array"), ("cut.npy", "it is damaged"),
+                              ("objects.npy", "it holds Python objects"), ("complex.npy", "holds complex numbers")):
+            path = tmp_path / name
+            with pytest.raises(ValueError) as e:
+                loader(str(path))
+            text = str(e.value)
+            assert what in text and str(path) in text and message in text and "allow_pickle" not in text, text
+    with pytest.raises(ValueError, match="the mask holds complex numbers"):
+        R.load_mask(torch.ones(1, 1, 4, 4, dtype=torch.complex64))
+    with pytest.raises(ValueError, match="the blur kernel holds complex numbers"):
+        R.load_kernel(np.ones((3, 3)) * 1j)
+
+
+def test_a_kernel_with_other_channels_than_the_image_is_told_without_internal_names():
+    op = R.PeriodicBlur(torch.stack([R.gaussian_kernel(1.0)] * 3))
+    x = torch.rand(1, 1, 16, 16)
+    for call in (lambda: op.A(x), lambda: op.A_adjoint(x), lambda: op.prox_l2(x, x, 1.0)):
+        with pytest.raises(ValueError, match="the blur kernel has 3 channels but the image has 1") as e:
+            call()
+        assert " z " not in str(e.value) and " x " not in str(e.value)

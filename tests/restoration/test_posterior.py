@@ -83,3 +83,25 @@ def test_inrd_small_posterior_stays_in_its_trained_range():
     assert res.params["sigma_min"] == pytest.approx(D.sigma_range[0]) and res.params["sigma_min"] > NU / 2
     # measured: observed 22.91 dB, posterior mean of 2 samples 26.49 dB
     assert res.psnr[-1] > psnr(y, x).item() + 2.5
+
+
+def test_posterior_is_the_inrd_loop_with_a_data_consistent_denoiser():
+    # the module docstring's equations written out by hand (independent of inrd.sample): the posterior's
+    # samples must be this loop; float64, the only difference is lerp's rounding against (1 - rho) U + rho X
+    from inrd.noise import PerSampleNoise
+    from inrd.relaxations import scheme
+
+    D = _gaussian_denoiser()
+    op = R.PeriodicBlur(R.gaussian_kernel(1.0))
+    y = torch.rand(1, 1, 16, 16, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    res = R.inrd_posterior(y, op, D, samples=2, steps=6, rho="canonical", seed=4, noise_level=NU)
+    plan = scheme(schedules.geometric(6, NU / 2, R.POSTERIOR_SIGMA_MAX), "canonical")
+    Y = y.repeat(2, 1, 1, 1)
+    V, noise = op.init(y).repeat(2, 1, 1, 1), PerSampleNoise(4, 2)
+    for t in range(6, 0, -1):
+        s = float(plan.sigmas[t])
+        U = V + float(plan.gammas[t]) * noise(t, V)
+        X = op.prox_l2(D(U, s), Y, s**2 / NU**2)
+        V = (1 - float(plan.rhos[t])) * U + float(plan.rhos[t]) * X
+    assert torch.allclose(res.samples, V, rtol=0, atol=1e-12)
+    assert torch.equal(res.samples, sample(R.DataConsistent(D, op, Y, NU, 1.0), plan, init=op.init(y).repeat(2, 1, 1, 1), seed=4))

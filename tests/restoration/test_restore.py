@@ -44,13 +44,46 @@ def test_default_sigma_stays_in_the_trained_range():
     assert R.default_sigma(Diffusion(), 0.01) == pytest.approx(0.0050003)
 
 
-def test_denoiser_channels_reads_dict_and_dataclass():
-    from dataclasses import dataclass
+def test_denoiser_channels_reads_the_sampling_defaults():
+    from inrd.denoisers import SamplingDefaults
 
-    @dataclass(frozen=True)
-    class Defaults:
-        channels: int
-
-    assert R.denoiser_channels(type("A", (), {"sampling_defaults": {"channels": 1}})()) == 1
-    assert R.denoiser_channels(type("B", (), {"sampling_defaults": Defaults(3)})()) == 3
+    gray = SamplingDefaults(rho="ind", schedule="geometric", steps=10, sigma_min=0.01, sigma_max=0.2, channels=1)
+    assert R.denoiser_channels(type("A", (), {"sampling_defaults": gray})()) == 1
+    assert R.denoiser_channels(type("B", (), {"sampling_defaults": gray.with_(channels=3)})()) == 3
     assert R.denoiser_channels(_denoiser()) is None
+
+
+def test_the_noise_level_floor():
+    """nu = 1e-300 (nu^2 underflows to 0: HQS divided by it) is refused in one line naming noise_level; at the floor
+    NU_MIN every algorithm runs with finite iterates, on float32 images, with a periodic blur and with a mask
+    (whose proximal map runs in the image's dtype: sigma^2 / (lam nu^2) must stay inside float32's range)."""
+    g = torch.Generator().manual_seed(0)
+    y = torch.rand(1, 1, 16, 16, generator=g)
+    mask = (torch.rand(1, 1, 16, 16, generator=g) > 0.5).float()
+    D = lambda u, s: u.clamp(0, 1)  # noqa: E731  (any denoiser: the floor is about the data term)
+    for nu in (1e-300, R.NU_MIN / 2, 0.0, float("nan"), 2.0):
+        with pytest.raises(ValueError, match="noise_level"):
+            R.restore(y, R.Denoising(), D, nu, "hqs")
+    for op in (R.PeriodicBlur(R.gaussian_kernel(1.0)), R.Inpainting(mask)):
+        for algorithm in R.ALGORITHMS:
+            options = {"samples": 1, "steps": 3} if algorithm == "inrd-posterior" else {"iters": 3}
+            res = R.restore(op.A(y), op, D, R.NU_MIN, algorithm, **options)
+            assert torch.isfinite(res.x).all() and res.verdict != "diverging", (op, algorithm)
+    assert R.NU_MIN == pytest.approx(1.1920929e-07)
+
+
+def test_hqs_names_the_noise_level_when_it_is_above_its_levels():
+    y = torch.rand(1, 1, 16, 16, generator=torch.Generator().manual_seed(0))
+    with pytest.raises(ValueError, match=r"noise_level = 0.3 is above HQS's first denoiser level") as e:
+        R.hqs(y, R.Denoising(), lambda u, s: u, noise_level=0.3)
+    assert "sigma_min =" not in str(e.value)
+    with pytest.raises(ValueError, match="sigma_min = 0.3 exceeds sigma_max"):  # a sigma_min given explicitly
+        R.hqs(y, R.Denoising(), lambda u, s: u, noise_level=0.01, sigma_min=0.3)
+
+
+def test_restore_records_one_spelling_of_the_algorithm():
+    y = torch.rand(1, 1, 16, 16, generator=torch.Generator().manual_seed(0))
+    for given in ("pnp_pgd", "PNP-PGD", "gs-pnp", "inrd_posterior"):
+        options = {"samples": 1, "steps": 2} if "posterior" in given else {"iters": 2}
+        res = R.restore(y, R.Denoising(), lambda u, s: u, NU, given, **options)
+        assert res.params["algorithm"] in R.ALGORITHMS and res.params["algorithm"] == given.lower().replace("_", "-")

@@ -63,6 +63,11 @@ def run(args) -> int:
         raise ValueError(f"--out {args.out!r} must name a .png file.")
     if args.json not in (None, "-") and Path(args.json).suffix.lower() != ".json":
         raise ValueError(f"--json {args.json!r} must name a .json file (or '-' for standard output).")
+    from .. import io
+
+    for option, path in (("--out", args.out), ("--json", None if args.json == "-" else args.json)):
+        if path is not None:
+            io.check_output(path, "file", option)
     steps = _ints(args.steps)
     if not steps:
         raise ValueError("--steps needs at least one number of steps, e.g. 10,20,50.")
@@ -85,8 +90,6 @@ def run(args) -> int:
         return 0
     print(analysis.format_report(result))
     if args.json:
-        from .. import io
-
         io.write_json(args.json, {**result, "versions": io.versions()})
         print(f"wrote {args.json}")
     if args.out:

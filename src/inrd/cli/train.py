@@ -33,7 +33,7 @@ def register(sub) -> None:
     p.add_argument("--channels", default="32,64,64", help="UNet channels per resolution level (default 32,64,64)")
     p.add_argument("--seed", type=int, default=0, help="seed of the initialisation, crops, timesteps and noise")
     p.add_argument("--out", default="out/train", help="run folder (training state + exported weights)")
-    p.add_argument("--resume", action="store_true", help="continue the run saved in --out")
+    p.add_argument("--resume", action="store_true", help="continue the run saved in --out (same options; --iters may grow)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice; --recipe: 1)")
     p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     p.add_argument("--checkpoint-every", type=int, default=250, help="iterations between checkpoints (default 250)")
@@ -55,24 +55,25 @@ def _run_recipe(args) -> int:
 
 
 def run(args) -> int:
+    from .. import io
     from ..train import train
 
+    io.check_output(args.out)
     if args.recipe is not None:
         return _run_recipe(args)
     try:
         channels = tuple(int(c) for c in str(args.channels).split(","))
     except ValueError:
         raise ValueError(f"--channels must be comma-separated integers like 32,64,64, got {args.channels!r}.") from None
-    if args.checkpoint_every < 1:
-        raise ValueError(f"--checkpoint-every must be >= 1, got {args.checkpoint_every}.")
     r = train(
         args.out,
+        resume=args.resume,
+        progress=args.progress,
         iters=args.iters,
         batch=args.batch,
         lr=args.lr,
         size=args.size,
         seed=args.seed,
-        resume=args.resume,
         threads=args.threads,
         device=args.device,
         channels=channels,
@@ -80,7 +81,6 @@ def run(args) -> int:
         lr_schedule=args.lr_schedule,
         warmup=args.warmup,
         init_weights=args.init_weights,
-        progress=args.progress,
     )
     print(
         f"trained {r['iters']} iterations in {r['train_seconds']:.0f} s ({r['iterations_per_second']} it/s): "

@@ -33,7 +33,8 @@ def register(subparsers) -> None:
 
     ve = sub.add_parser("verify", help="check the sha256 of a registry checkpoint or of a file")
     ve.add_argument("target", metavar="NAME|PATH")
-    ve.add_argument("--sha256", default=None, help="expected hex digest for a PATH")
+    ve.add_argument("--sha256", default=None, help="expected hex digest for a PATH (default: the sha256 its JSON sidecar records, "
+                    "as for weights written by `inrd train`)")
     ve.set_defaults(func=run_verify)
 
 
@@ -69,12 +70,17 @@ def run_verify(args) -> int:
     if target in W.REGISTRY:
         if args.sha256:
             raise ValueError("--sha256 is for a PATH; a registry checkpoint is checked against its known hash.")
-        path = W.resolve(target)  # checks size and sha256, raises ValueError with the fix
+        path = W.locate(target)  # checks size and sha256, raises ValueError with the fix
         print(f"{target}: ok  sha256 {W.expected_sha256(target, path)}  {path}")
         return 0
-    path = W.resolve(target)
+    path = W.locate(target)
     if path.is_dir():
         raise ValueError(f"{path} is a folder; give a checkpoint file.")
+    meta = None if args.sha256 else W.read_sidecar(path)
+    if meta is not None and meta.get("sha256"):  # weights written by `inrd train`: the hash their sidecar records
+        digest = W.verify_sidecar(path, meta)
+        print(f"{path}: ok  sha256 {digest}  (recorded in {path.with_suffix('.json').name})")
+        return 0
     digest = W.verify(path, args.sha256)
     known = [n for n, c in W.REGISTRY.items() if c.sha256 and c.sha256.lower() == digest]
     note = f"  (this is {known[0]})" if known else ""

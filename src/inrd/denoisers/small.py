@@ -14,14 +14,13 @@ A model trained with ``inrd train --out DIR`` is loaded with ``weights="DIR/inrd
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 from ..schedules import ddpm_alphas_cumprod
-from ..weights import file_sha256
+from ..weights import read_sidecar, verify_sidecar
 from .base import StepSetting
 from .eps import EpsDenoiser, UNetEps, network_defaults
 
@@ -102,25 +101,12 @@ def read_checkpoint(weights=None) -> tuple[dict, dict]:
     if not path.is_file():
         raise ValueError(f"inrd-small weights {path} not found; reinstall inrd or train one with `inrd train`.")
     sidecar = path.with_suffix(".json")
-    if not sidecar.is_file():
+    meta = read_sidecar(path)
+    if meta is None:
         raise ValueError(f"{sidecar} not found: inrd-small weights need their JSON sidecar (config + sha256) next to them.")
-    try:
-        meta = json.loads(sidecar.read_text())
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{sidecar} is not valid JSON ({e.msg}, line {e.lineno}); restore it from `inrd train`.") from None
     if "unet" not in meta:
         raise ValueError(f"{sidecar} has no 'unet' config; it was not written by `inrd train`.")
-    expected = str(meta.get("sha256", ""))  # inrd.weights reads the same key for the bundled file
-    actual = file_sha256(path)
-    if not expected:
-        raise ValueError(f"{sidecar} records no 'sha256' of {path.name}; refusing unverified weights.")
-    # a kill between the two renames of `inrd train` leaves the new sidecar with the previous weights, which
-    # it records as previous_sha256: those are intact, known weights
-    if actual != expected and actual != meta.get("previous_sha256"):
-        raise ValueError(
-            f"sha256 mismatch for {path}: expected {expected[:16]}..., got {actual[:16]}...; the file is corrupted "
-            f"or was modified (reinstall inrd, or retrain with `inrd train`)."
-        )
+    verify_sidecar(path, meta)  # the sha256 (or, after an interrupted export, previous_sha256) it records
     try:
         state = load_file(str(path))
     except (SafetensorError, OSError) as e:

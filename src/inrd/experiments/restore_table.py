@@ -35,7 +35,8 @@ import torch
 from .. import io
 from .. import restoration as R
 from ..denoisers import load
-from ..metrics import psnr
+from ..metrics import psnr, ssim
+from ..restoration.common import is_periodic
 from .common import out_paths
 from .pnp_table import IMAGES, _crop
 
@@ -60,14 +61,6 @@ def make_physics(task: str, shape, seed: int):
         g = torch.Generator().manual_seed(10_000 + seed)
         return R.Inpainting((torch.rand(1, 1, *shape, generator=g) >= spec["missing"]).float())
     return R.Denoising()
-
-
-def ssim(x: torch.Tensor, ref: torch.Tensor) -> float:
-    from skimage.metrics import structural_similarity
-
-    a = x[0].detach().double().clamp(0, 1).permute(1, 2, 0).numpy()
-    b = ref[0].detach().double().permute(1, 2, 0).numpy()
-    return float(structural_similarity(a, b, data_range=1.0, channel_axis=2))
 
 
 def as_deepinv_physics(op, nu: float):
@@ -110,7 +103,7 @@ def _one(method, op, D, y, x, nu, task, seed, iters, samples):
         out, lams = R.tikhonov_discrepancy(y, op, nu)
         extra["lam"] = lams[0]
     elif method.startswith("deepinv-"):
-        out = _deepinv(method, op, R.CircularPad(D, 16) if R.algorithms.is_periodic(op) else D, y, nu, seed)
+        out = _deepinv(method, op, R.CircularPad(D, 16) if is_periodic(op) else D, y, nu, seed)
     else:
         opts = {"pnp-pgd": {"iters": iters}, "gs-pnp": {"iters": max(1, iters // 3)}, "hqs": {},
                 "inrd-posterior": {"samples": samples, "seed": seed}}[method]

@@ -1,6 +1,6 @@
 """Which texture is a sample? Mode coverage of inrd-small, a view that patch statistics cannot give.
 
-inrd-small learns three textures (``inrd.train.TEXTURES``). A sampler can match the pooled patch law
+inrd-small learns three textures (``inrd.textures.TEXTURES``). A sampler can match the pooled patch law
 (patch-SWD), the spectrum and the pixel marginal while producing one texture too often, or blends of
 two. A linear (multinomial logistic) classifier on a handful of per-image statistics tells them apart:
 
@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..train import TEXTURES, random_crops, region
+from ..textures import TEXTURES, random_crops, region
 
 __all__ = ["TextureClassifier", "texture_features", "fit_texture_classifier", "texture_coverage"]
 

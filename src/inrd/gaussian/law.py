@@ -15,7 +15,8 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from ..relaxations import Relaxation, gammas, relaxation
+from ..choices import Rho
+from ..relaxations import gammas, relaxation
 from ..schedules import check_sigmas
 
 __all__ = ["Law", "W2", "output_law", "w2_distance", "w2"]
@@ -102,7 +103,7 @@ def _like(x, lam: np.ndarray, name: str) -> np.ndarray:
         ) from None
 
 
-def output_law(sigmas, rho: Relaxation, eigenvalues, mean, init=0.5, init_std=0.0, start_noise: float = 0.0) -> Law:
+def output_law(sigmas, rho: Rho, eigenvalues, mean, init=0.5, init_std=0.0, start_noise: float = 0.0) -> Law:
     """Exact law of ``V_0`` of INRD with the exact MMSE denoiser of ``N(mean, diag(eigenvalues))``.
 
     Args:
@@ -164,7 +165,7 @@ def w2_distance(law: Law, eigenvalues, mean, weights=None) -> W2:
     )
 
 
-def w2(sigmas, rho: Relaxation, eigenvalues, mean, init=0.5, init_std=0.0, start_noise: float = 0.0, weights=None) -> W2:
+def w2(sigmas, rho: Rho, eigenvalues, mean, init=0.5, init_std=0.0, start_noise: float = 0.0, weights=None) -> W2:
     """W2 distance between the law of INRD's ``V_0`` (:func:`output_law`, same arguments) and the data law."""
     law = output_law(sigmas, rho, eigenvalues, mean, init=init, init_std=init_std, start_noise=start_noise)
     return w2_distance(law, eigenvalues, mean, weights)

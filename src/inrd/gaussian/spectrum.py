@@ -11,7 +11,7 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
-from ..relaxations import Relaxation
+from ..choices import Rho
 from .law import W2, Law, _array, _eigenvalues, _like, output_law, w2_distance
 
 __all__ = ["Spectrum", "power_law_grid", "real_fourier_basis"]
@@ -149,11 +149,11 @@ class Spectrum:
             raise ValueError(f"init has {a.size} pixels but this spectrum has {self.basis.shape[0]}.")
         return self.basis.T @ a
 
-    def law(self, sigmas, rho: Relaxation = "canonical", init=0.5, init_std=0.0, start_noise: float = 0.0) -> Law:
+    def law(self, sigmas, rho: Rho = "canonical", init=0.5, init_std=0.0, start_noise: float = 0.0) -> Law:
         """:func:`output_law` for this data law; ``init`` is an image (constant or pixel array)."""
         return output_law(sigmas, rho, self.eigenvalues, self.mean, self.start(init), init_std, start_noise)
 
-    def w2(self, sigmas, rho: Relaxation = "canonical", init=0.5, init_std=0.0, start_noise: float = 0.0) -> W2:
+    def w2(self, sigmas, rho: Rho = "canonical", init=0.5, init_std=0.0, start_noise: float = 0.0) -> W2:
         """W2 between the law of INRD's ``V_0`` and this data law (see :class:`W2` for normalisations)."""
         return w2_distance(self.law(sigmas, rho, init, init_std, start_noise), self.eigenvalues, self.mean, self.counts)
 

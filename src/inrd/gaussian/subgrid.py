@@ -9,7 +9,8 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from ..relaxations import Relaxation, relaxation, step_relaxation
+from ..choices import Rho
+from ..relaxations import relaxation, step_relaxation
 from ..schedules import check_sigmas, prune_indices
 from .law import W2
 from .spectrum import Spectrum
@@ -29,18 +30,93 @@ class SubgridResult(NamedTuple):
     moves: int
 
 
-def subgrid_w2(spectrum: Spectrum, fine_sigmas, indices, rho: Relaxation = "canonical", **start) -> W2:
+def subgrid_w2(spectrum: Spectrum, fine_sigmas, indices, rho: Rho = "canonical", **start) -> W2:
     """W2 of the subgrid ``fine_sigmas[indices]`` (exact, through :func:`output_law`); ``start``:
     ``init``, ``init_std``, ``start_noise`` as for :meth:`Spectrum.w2`."""
     s = check_sigmas(fine_sigmas)[torch.as_tensor(np.asarray(indices), dtype=torch.long)]
     return spectrum.w2(s, rho, **start)
 
 
+class _Law(NamedTuple):
+    """The data spectrum (eigenvalues ``lam`` with multiplicities ``w``) and the start of the chain: mean
+    error ``e_start``, variance ``v_start`` of V_T, and the noise ``start2`` it already carries."""
+
+    lam: np.ndarray
+    w: np.ndarray
+    e_start: np.ndarray
+    v_start: np.ndarray
+    start2: float
+    rho: Rho
+
+
+def _coefs(law: _Law, sig: np.ndarray):
+    """rho_t, gamma_t^2, c_t (t = 1..n) of the subgrid ``sig`` (index 0 unused); c_t is the gain of step t
+    on eigenvalue lam: ``1 - rho_t + rho_t lam / (lam + sigma_t^2)``."""
+    n = sig.size - 1
+    r = np.full(n + 1, np.nan)
+    r[1:] = step_relaxation(sig[:-1], sig[1:], law.rho)
+    g2 = np.zeros(n + 1)
+    g2[1:n] = sig[1:n] ** 2 - (1 - r[2:]) ** 2 * sig[2:] ** 2
+    g2[n] = sig[n] ** 2 - law.start2
+    c = 1.0 - r[:, None] + r[:, None] * (law.lam / (law.lam + sig[:, None] ** 2))
+    return r, np.clip(g2, 0.0, None), c
+
+
+def _objective(law: _Law, e0, v0):
+    """Squared W2 between N(mean + e0, diag v0) and the data law, in the data's eigenbasis."""
+    return np.sum(law.w * (e0**2 + (np.sqrt(v0) - np.sqrt(law.lam)) ** 2), axis=-1)
+
+
+def _sweep(law: _Law, S: np.ndarray, idx: np.ndarray, best: float) -> tuple[float, int]:
+    """One sweep of :func:`best_subgrid` over ``a_1..a_{n-1}`` (``idx`` is updated in place); returns the
+    new best squared W2 and the number of moves made."""
+    n, rho, lam = idx.size - 1, law.rho, law.lam
+    moves = 0
+    # Laws of V_{k+1} for every k (steps n..k+2), top-down. They use sigma_{k+1}..sigma_n only, which
+    # this sweep (k ascending) has not touched yet when k is visited.
+    _, g2, c = _coefs(law, S[idx])
+    heads = [None] * (n + 1)
+    e, v = law.e_start.copy(), law.v_start.copy()
+    for t in range(n, 1, -1):
+        heads[t - 1] = (e, v)  # law of V_t, needed at k = t - 1
+        e, v = c[t] * e, c[t] ** 2 * (v + g2[t])
+    # Map from (e_{k-1}, u_{k-1} = v_{k-1} + gamma_{k-1}^2) to V_0 through steps k-1..1:
+    # e_0 = P e_{k-1}, v_0 = P^2 u_{k-1} + R; grown bottom-up as k increases.
+    P, R = np.ones_like(lam), np.zeros_like(lam)
+    for k in range(1, n):
+        e, v = heads[k]
+        cand = np.arange(idx[k - 1] + 1, idx[k + 1])  # always holds the current idx[k]
+        sk = S[cand][:, None]  # (J, 1) candidate sigma_k
+        s_up, s_dn = S[idx[k + 1]], S[idx[k - 1]]
+        r_up = step_relaxation(sk, s_up, rho)  # rho_{k+1}
+        r_k = step_relaxation(s_dn, sk, rho)  # rho_k
+        g2_k = sk**2 - (1 - r_up) ** 2 * s_up**2  # gamma_k^2
+        g2_dn = s_dn**2 - (1 - r_k) ** 2 * sk**2 if k > 1 else np.zeros_like(sk)  # gamma_{k-1}^2
+        ok = ((g2_k >= -1e-12 * sk**2) & (g2_dn >= -1e-12 * sk**2))[:, 0]
+        g2_k, g2_dn = np.clip(g2_k, 0, None), np.clip(g2_dn, 0, None)
+        c_up = 1 - r_up + r_up * (lam / (lam + s_up**2))  # (J, n_lam)
+        c_k = 1 - r_k + r_k * (lam / (lam + sk**2))
+        # g2[k + 1] = gamma_{k+1}^2 depends on rho_{k+2} (or on the start): not on sigma_k
+        e0 = P * (c_k * c_up * e)
+        v0 = P**2 * (c_k**2 * (c_up**2 * (v + g2[k + 1]) + g2_k) + g2_dn) + R
+        score = np.where(ok, _objective(law, e0, v0), np.inf)
+        j = int(np.argmin(score))
+        if score[j] < best * (1 - 1e-12) and cand[j] != idx[k]:
+            idx[k] = cand[j]
+            best = float(score[j])
+            moves += 1
+        else:
+            j = int(np.searchsorted(cand, idx[k]))
+        R = R + P**2 * g2_dn[j, 0]
+        P = P * c_k[j]
+    return best, moves
+
+
 def best_subgrid(
     spectrum: Spectrum,
     fine_sigmas,
     steps: int,
-    rho: Relaxation = "canonical",
+    rho: Rho = "canonical",
     init: float = 0.5,
     init_std: float = 0.0,
     start_noise: float = 0.0,
@@ -71,68 +147,13 @@ def best_subgrid(
     relaxation(S, rho)  # ... with values in [0, 1]
     kw = {"init": float(init), "init_std": float(init_std), "start_noise": float(start_noise)}
     uniform = subgrid_w2(spectrum, S, idx, rho, **kw)
-    n = int(steps)
-    lam, w = spectrum.eigenvalues, spectrum.counts
-    e_start = spectrum.start(kw["init"]) - spectrum.mean
-    v_start = np.full_like(lam, float(kw["init_std"]) ** 2)
-    start2 = float(kw["start_noise"]) ** 2
-    sq_lam = np.sqrt(lam)
-
-    def coefs(sig):
-        """rho_t, gamma_t^2, c_t (t = 1..n) of the subgrid ``sig`` (index 0 unused)."""
-        r = np.full(n + 1, np.nan)
-        r[1:] = step_relaxation(sig[:-1], sig[1:], rho)
-        g2 = np.zeros(n + 1)
-        g2[1:n] = sig[1:n] ** 2 - (1 - r[2:]) ** 2 * sig[2:] ** 2
-        g2[n] = sig[n] ** 2 - start2
-        c = 1.0 - r[:, None] + r[:, None] * (lam / (lam + sig[:, None] ** 2))
-        return r, np.clip(g2, 0.0, None), c
-
-    def objective(e0, v0):
-        return np.sum(w * (e0**2 + (np.sqrt(v0) - sq_lam) ** 2), axis=-1)
-
+    law = _Law(spectrum.eigenvalues, spectrum.counts, spectrum.start(kw["init"]) - spectrum.mean,
+               np.full_like(spectrum.eigenvalues, kw["init_std"] ** 2), kw["start_noise"] ** 2, rho)
     sweeps = moves = 0
     best = uniform.w2**2
     for sweeps in range(1, max_sweeps + 1):  # noqa: B007 - the number of sweeps made is returned
-        moved = False
-        # Laws of V_{k+1} for every k (steps n..k+2), top-down. They use sigma_{k+1}..sigma_n only, which
-        # this sweep (k ascending) has not touched yet when k is visited.
-        _, g2, c = coefs(S[idx])
-        heads = [None] * (n + 1)
-        e, v = e_start.copy(), v_start.copy()
-        for t in range(n, 1, -1):
-            heads[t - 1] = (e, v)  # law of V_t, needed at k = t - 1
-            e, v = c[t] * e, c[t] ** 2 * (v + g2[t])
-        # Map from (e_{k-1}, u_{k-1} = v_{k-1} + gamma_{k-1}^2) to V_0 through steps k-1..1:
-        # e_0 = P e_{k-1}, v_0 = P^2 u_{k-1} + R; grown bottom-up as k increases.
-        P, R = np.ones_like(lam), np.zeros_like(lam)
-        for k in range(1, n):
-            e, v = heads[k]
-            cand = np.arange(idx[k - 1] + 1, idx[k + 1])  # always holds the current idx[k]
-            sk = S[cand][:, None]  # (J, 1) candidate sigma_k
-            s_up, s_dn = S[idx[k + 1]], S[idx[k - 1]]
-            r_up = step_relaxation(sk, s_up, rho)  # rho_{k+1}
-            r_k = step_relaxation(s_dn, sk, rho)  # rho_k
-            g2_k = sk**2 - (1 - r_up) ** 2 * s_up**2  # gamma_k^2
-            g2_dn = s_dn**2 - (1 - r_k) ** 2 * sk**2 if k > 1 else np.zeros_like(sk)  # gamma_{k-1}^2
-            ok = ((g2_k >= -1e-12 * sk**2) & (g2_dn >= -1e-12 * sk**2))[:, 0]
-            g2_k, g2_dn = np.clip(g2_k, 0, None), np.clip(g2_dn, 0, None)
-            c_up = 1 - r_up + r_up * (lam / (lam + s_up**2))  # (J, n_lam)
-            c_k = 1 - r_k + r_k * (lam / (lam + sk**2))
-            # g2[k + 1] = gamma_{k+1}^2 depends on rho_{k+2} (or on the start): not on sigma_k
-            e0 = P * (c_k * c_up * e)
-            v0 = P**2 * (c_k**2 * (c_up**2 * (v + g2[k + 1]) + g2_k) + g2_dn) + R
-            score = np.where(ok, objective(e0, v0), np.inf)
-            j = int(np.argmin(score))
-            if score[j] < best * (1 - 1e-12) and cand[j] != idx[k]:
-                idx[k] = cand[j]
-                best = float(score[j])
-                moves += 1
-                moved = True
-            else:
-                j = int(np.searchsorted(cand, idx[k]))
-            R = R + P**2 * g2_dn[j, 0]
-            P = P * c_k[j]
+        best, moved = _sweep(law, S, idx, best)
+        moves += moved
         if not moved:
             break
     final = subgrid_w2(spectrum, S, idx, rho, **kw)

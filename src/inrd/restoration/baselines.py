@@ -120,8 +120,7 @@ def tikhonov_discrepancy(y, physics, noise_level: float, reg: str = "gradient", 
     ``||A x_lam - y||^2 <= m nu^2`` (m measurements), the smoothest solution that explains y up to the
     noise; truth-free, it knows nu as PnP does. The residual grows with lam, so a bisection on
     log10(lam) in [-8, 2] finds it (``iters`` halvings: lam to a factor 10^(10 / 2^iters)); one lam per
-    image. Returns ``(x, lams)``. Known to over-smooth: on deblurring (Gaussian blur 1.6, nu = 0.01,
-    14 photographs) it measured 0.34-0.80 dB below the oracle, with a 2-7.5 times larger lam."""
+    image. Returns ``(x, lams)``. Known to over-smooth (measured: docs/restoration_notes.md)."""
     check_image(y, "y")
     nu = float(noise_level)
     if not (nu > 0 and math.isfinite(nu)):

@@ -11,138 +11,24 @@ and ``init(y)``, a cheap image-sized first guess:
   its prox is exact by the Woodbury identity on the low-resolution grid (Zhao et al., IEEE TIP 2016);
 * :class:`Denoising`: A = Id.
 
-:func:`observe` simulates an observation; :func:`estimate_noise` estimates nu from one.
+:func:`observe` simulates an observation; :func:`estimate_noise` estimates nu from one. Kernels and masks
+are read by :mod:`inrd.restoration.inputs` (re-exported here).
 """
 
 from __future__ import annotations
 
 import math
-import re
-from pathlib import Path
-from typing import Literal, Optional
+from typing import Optional
 
-import numpy as np
 import torch
 
+from ..choices import Task
 from ..validate import check_image
+from .inputs import MAX_KERNEL_BYTES, check_kernel, check_kernel_sum, gaussian_kernel, load_kernel, load_mask
 
 __all__ = ["gaussian_kernel", "load_kernel", "check_kernel_sum", "load_mask", "PeriodicBlur", "Inpainting",
            "Downsampling", "Denoising", "operator_norm", "observe", "estimate_noise", "NOISE_ESTIMATOR", "Task",
            "MAX_KERNEL_BYTES"]
-
-Task = Literal["deblur", "inpaint", "super-resolution", "denoise"]
-
-#: refuse kernels whose float64 array alone would exceed this (1 GiB), before allocating it
-MAX_KERNEL_BYTES = 1 << 30
-
-
-def gaussian_kernel(std: float, size: Optional[int] = None, dtype=torch.float64) -> torch.Tensor:
-    """Isotropic Gaussian kernel of standard deviation ``std`` pixels, (size, size), summing to 1.
-
-    ``size`` defaults to ``2 * ceil(3 std) + 1`` (odd, +-3 std: the truncated mass is < 0.3 %)."""
-    if not (isinstance(std, (int, float)) and math.isfinite(std) and std > 0):
-        raise ValueError(f"Gaussian kernel std must be a finite number > 0 (pixels), got {std!r}.")
-    size = int(size) if size is not None else 2 * math.ceil(3 * std) + 1
-    if size < 1:
-        raise ValueError(f"kernel size must be >= 1, got {size}.")
-    if size * size * 8 > MAX_KERNEL_BYTES:
-        raise ValueError(f"a Gaussian kernel of std {std:g} is {size}x{size} ({size * size * 8 / 2**30:.3g} GiB); "
-                         f"use a std of a few pixels (the kernel must also fit in the image).")
-    t = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
-    g = torch.exp(-(t**2) / (2 * std**2))
-    k = g[:, None] * g[None, :]
-    return (k / k.sum()).to(dtype)
-
-
-def load_kernel(spec, max_size: Optional[tuple[int, int]] = None) -> torch.Tensor:
-    """A blur kernel from ``"gaussian:STD"`` (or ``"gaussian:STD:SIZE"``), a ``.npy`` file, a text file
-    of numbers (``numpy.loadtxt``) or a tensor/array: float64 (h, w) or (C, h, w), as given (not
-    renormalised; see :func:`check_kernel_sum`). ``max_size = (H, W)`` refuses a larger kernel before
-    building it (a kernel must fit in the image it blurs)."""
-    if isinstance(spec, (torch.Tensor, np.ndarray)):
-        k = torch.as_tensor(np.asarray(spec) if isinstance(spec, np.ndarray) else spec, dtype=torch.float64)
-    else:
-        spec = str(spec)
-        m = re.fullmatch(r"gaussian:([^:]+)(?::(\d+))?", spec.strip(), flags=re.IGNORECASE)
-        if m:
-            try:
-                std = float(m.group(1))
-            except ValueError:
-                raise ValueError(f"kernel {spec!r}: the std after 'gaussian:' must be a number, e.g. gaussian:1.6.") from None
-            if not (math.isfinite(std) and std > 0):
-                raise ValueError(f"kernel {spec!r}: Gaussian kernel std must be a finite number > 0 (pixels).")
-            size = int(m.group(2)) if m.group(2) else 2 * math.ceil(3 * std) + 1
-            _fits((size, size), max_size)
-            return gaussian_kernel(std, size)
-        p = Path(spec)
-        if not p.is_file():
-            raise ValueError(f"kernel {spec!r} is neither 'gaussian:STD' nor an existing .npy / .txt file.")
-        try:
-            k = torch.as_tensor(np.load(p) if p.suffix.lower() == ".npy" else np.loadtxt(p, ndmin=2), dtype=torch.float64)
-        except ValueError as e:
-            if "number of columns changed" in str(e):  # numpy's own hint (usecols) does not fit a kernel
-                raise ValueError(f"kernel file {p}: rows of different lengths; every row of a kernel needs the same number of values.") from None
-            raise ValueError(f"cannot read kernel file {p}: {e}") from None
-        except Exception as e:  # numpy raises several types for unreadable files
-            raise ValueError(f"cannot read kernel file {p}: {e}") from None
-    _check_kernel(k)
-    _fits(tuple(k.shape[-2:]), max_size)
-    return k
-
-
-def _fits(hw, max_size) -> None:
-    if max_size is not None and (hw[0] > max_size[0] or hw[1] > max_size[1]):
-        raise ValueError(f"blur kernel {hw[0]}x{hw[1]} is larger than the {max_size[0]}x{max_size[1]} image; "
-                         f"use a smaller kernel or a larger image.")
-
-
-def _check_kernel(k: torch.Tensor) -> None:
-    if k.ndim not in (2, 3) or k.numel() == 0:
-        raise ValueError(f"a blur kernel must be a non-empty (h, w) or (C, h, w) array, got shape {tuple(k.shape)}.")
-    if not torch.isfinite(k).all():
-        raise ValueError("the blur kernel contains NaN or infinite values.")
-    if not (k != 0).any():
-        raise ValueError("the blur kernel is all zeros; A would erase the image.")
-
-
-def check_kernel_sum(k: torch.Tensor, normalize: bool = False, rtol: float = 1e-3) -> torch.Tensor:
-    """A kernel that does not sum to 1 (per channel, within ``rtol``) changes the brightness of the
-    image: an error, or the kernel divided by its sum when ``normalize`` is asked for."""
-    s = k.sum(dim=(-2, -1))
-    if bool(((s - 1).abs() <= rtol).all()):
-        return k
-    if not normalize:
-        raise ValueError(f"the blur kernel sums to {s.flatten()[0].item():.6g}, not 1 (it would change the brightness); "
-                         f"pass --normalize-kernel (normalize=True) to divide it by its sum.")
-    if bool((s.abs() < 1e-12).any()):
-        raise ValueError("the blur kernel sums to 0 and cannot be normalised.")
-    return k / s[..., None, None]
-
-
-def load_mask(spec, shape=None) -> torch.Tensor:
-    """Inpainting mask (1, 1, H, W) float: an image file (white = observed; gray levels thresholded at
-    1/2), a .npy array, or a tensor. ``shape = (H, W)`` must match the observation's."""
-    if isinstance(spec, (torch.Tensor, np.ndarray)):
-        m = torch.as_tensor(np.asarray(spec) if isinstance(spec, np.ndarray) else spec, dtype=torch.float32)
-    elif str(spec).lower().endswith(".npy"):
-        m = torch.as_tensor(np.load(spec), dtype=torch.float32)
-    else:
-        from ..io import load_image
-
-        m = load_image(str(spec), channels=1)
-    while m.ndim < 4:
-        m = m[None]
-    if m.shape[0] != 1 or m.shape[1] != 1:
-        raise ValueError(f"the mask must be one (H, W) image, got shape {tuple(m.shape)}.")
-    if not torch.isfinite(m).all():
-        raise ValueError("the mask contains NaN or infinite values.")
-    if shape is not None and tuple(m.shape[-2:]) != tuple(shape):
-        raise ValueError(f"the mask is {m.shape[-2]}x{m.shape[-1]} but the observation is {shape[0]}x{shape[1]}; "
-                         f"give a mask of the observation's size.")
-    m = (m > 0.5).float()
-    if not bool(m.any()):
-        raise ValueError("the mask observes no pixel (all black); white marks the observed pixels.")
-    return m
 
 
 class PeriodicBlur:
@@ -160,7 +46,7 @@ class PeriodicBlur:
 
     def __init__(self, kernel):
         k = load_kernel(kernel) if not isinstance(kernel, torch.Tensor) else kernel.detach().to(torch.float64).cpu()
-        _check_kernel(k)
+        check_kernel(k)
         self.kernel = k
         self._cache: dict = {}
 
@@ -186,7 +72,8 @@ class PeriodicBlur:
         if not isinstance(x, torch.Tensor) or x.ndim != 4 or not x.is_floating_point():
             raise ValueError(f"{name} must be a floating (B, C, H, W) tensor, got {getattr(x, 'shape', type(x).__name__)}.")
         if self.kernel.ndim == 3 and self.kernel.shape[0] not in (1, x.shape[1]):
-            raise ValueError(f"the kernel has {self.kernel.shape[0]} channels but {name} has {x.shape[1]}.")
+            raise ValueError(f"the blur kernel has {self.kernel.shape[0]} channels but the image has {x.shape[1]}; "
+                             f"give an (h, w) kernel or one with a slice per image channel.")
         return x
 
     def _apply(self, x: torch.Tensor, conj: bool) -> torch.Tensor:

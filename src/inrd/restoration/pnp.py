@@ -1,8 +1,8 @@
 """Plug-and-play optimisation: the paper's raw PnP-PGD, the convergent GS-PnP, and DPIR-style HQS.
 
 All three minimise (or, for the raw scheme, try to) ``f(v) + prior`` with the data term
-``f(v) = ||A v - y||^2 / (2 nu^2)`` (:mod:`inrd.restoration.algorithms`) and return a
-:class:`~inrd.restoration.diagnostics.PnPResult` with per-iteration curves and a stability verdict.
+``f(v) = ||A v - y||^2 / (2 nu^2)`` (:mod:`inrd.restoration.common`) and return a
+:class:`~inrd.restoration.result.PnPResult` with per-iteration curves and a stability verdict.
 
 **Raw PnP-PGD** (:func:`pnp_pgd`, the scheme of the paper's Fig. 4): ``v_{n+1} = D_sigma(v_n - tau
 grad f(v_n))``. ``stepsize`` is the paper's tau, in units of nu^2 (grad f has a 1/nu^2 inside); grad f
@@ -27,9 +27,9 @@ from typing import Callable, Optional
 
 import torch
 
-from .algorithms import fidelity, positive, record, setup, sigma_check
-from .diagnostics import PnPResult, diagnose
+from .common import fidelity, positive, record, setup, sigma_check
 from .physics import operator_norm
+from .result import PnPResult, diagnose
 
 __all__ = ["pnp_pgd", "gs_pnp", "hqs"]
 
@@ -69,7 +69,7 @@ def pnp_pgd(y: torch.Tensor, physics, denoiser: Callable, sigma_denoiser: float,
     if tau * L > 2:
         warnings.warn(f"stepsize tau = {tau:g} is {tau * L:.3g} / L > 2 / L: the gradient step itself is expansive.", stacklevel=2)
     res = PnPResult(x=v)
-    res.params = dict(algorithm="pnp_pgd", sigma_denoiser=sigma, stepsize=tau, stepsize_normalized=tau * L,
+    res.params = dict(algorithm="pnp-pgd", sigma_denoiser=sigma, stepsize=tau, stepsize_normalized=tau * L,
                       lipschitz=L, noise_level=nu, iters=int(iters))
     res.norm.append(float(v.double().norm()))
     Av, _ = fidelity(physics, v, y, nu)
@@ -120,39 +120,18 @@ def gs_pnp(y: torch.Tensor, physics, network: Callable, sigma_denoiser: float, i
     if not (0 < gamma < 0.5 and 0 < eta < 1):
         raise ValueError(f"need 0 < gamma < 1/2 and 0 < eta < 1, got gamma={gamma}, eta={eta}.")
     tau = step / lam
-
-    def potential(x):  # g_sigma(x) (pooled over the batch) and its gradient, by autograd
-        with torch.enable_grad():
-            x = x.detach().requires_grad_(True)
-            out = network(x, sigma)
-            if not out.requires_grad:
-                raise ValueError("gs_pnp needs a network differentiable by autograd; its output is detached from the input.")
-            g = 0.5 * (x - out).double().pow(2).sum()
-            (grad,) = torch.autograd.grad(g, x)
-        return float(g.detach()), grad.detach()
-
+    potential = lambda x: _gs_potential(network, x, sigma)  # noqa: E731
     res = PnPResult(x=v)
-    res.params = dict(algorithm="gs_pnp", reference="Hurault, Leclaire, Papadakis, ICLR 2022", sigma_denoiser=sigma,
+    res.params = dict(algorithm="gs-pnp", reference="Hurault, Leclaire, Papadakis, ICLR 2022", sigma_denoiser=sigma,
                       lam=lam, step=step, noise_level=nu, iters=int(iters), gamma=gamma, eta=eta)
     res.norm.append(float(v.double().norm()))
     g, grad = potential(v)
     Fv = fidelity(physics, v, y, nu)[1] + lam * g
     failures, finite, taus = 0, True, []
     for n in range(iters):
-        t = tau
-        for _ in range(max_backtracks + 1):
-            with torch.no_grad():
-                v_new = physics.prox_l2(v - t * lam * grad, y, t / nu**2)
-            if not torch.isfinite(v_new).all():
-                t *= eta
-                continue
-            g_new, grad_new = potential(v_new)
-            fid = fidelity(physics, v_new, y, nu)[1]
-            F_new = fid + lam * g_new
-            if math.isfinite(F_new) and Fv - F_new >= gamma / t * float((v_new - v).double().pow(2).sum()):
-                break
-            t *= eta
-        else:
+        t, (v_new, grad_new, fid, F_new), accepted = _backtrack(
+            physics, potential, y, v, grad, Fv, tau, lam, nu, gamma, eta, max_backtracks)
+        if not accepted:
             failures += 1  # keep the last candidate: the run continues, the failure is reported
             if not torch.isfinite(v_new).all():
                 finite = False
@@ -166,6 +145,40 @@ def gs_pnp(y: torch.Tensor, physics, network: Callable, sigma_denoiser: float, i
             callback(n + 1, v)
     res.params.update(final_step=taus[-1] if taus else step, backtracking_failures=failures)
     return _finish(res, v, finite, t0, diagnose_options)
+
+
+def _gs_potential(network: Callable, x: torch.Tensor, sigma: float):
+    """``g_sigma(x) = ||x - N_sigma(x)||^2 / 2`` (pooled over the batch) and its gradient, by autograd."""
+    with torch.enable_grad():
+        x = x.detach().requires_grad_(True)
+        out = network(x, sigma)
+        if not out.requires_grad:
+            raise ValueError("gs_pnp needs a network differentiable by autograd; its output is detached from the input.")
+        g = 0.5 * (x - out).double().pow(2).sum()
+        (grad,) = torch.autograd.grad(g, x)
+    return float(g.detach()), grad.detach()
+
+
+def _backtrack(physics, potential, y, v, grad, Fv, t, lam, nu, gamma, eta, max_backtracks):
+    """One GS-PnP step from ``v`` with backtracking on ``t`` (Hurault et al., Alg. 1): ``(t, candidate,
+    accepted)``, the candidate ``(v_new, grad g(v_new), f(v_new), F(v_new))`` being the last one tried (only
+    ``v_new`` when it is not finite); ``t`` is reduced by ``eta`` after each rejected candidate."""
+    candidate = None
+    for _ in range(max_backtracks + 1):
+        with torch.no_grad():
+            v_new = physics.prox_l2(v - t * lam * grad, y, t / nu**2)
+        if not torch.isfinite(v_new).all():
+            candidate = (v_new, None, None, None)
+            t *= eta
+            continue
+        g_new, grad_new = potential(v_new)
+        fid = fidelity(physics, v_new, y, nu)[1]
+        F_new = fid + lam * g_new
+        candidate = (v_new, grad_new, fid, F_new)
+        if math.isfinite(F_new) and Fv - F_new >= gamma / t * float((v_new - v).double().pow(2).sum()):
+            return t, candidate, True
+        t *= eta
+    return t, candidate, False
 
 
 #: DPIR's first level, 49/255 ([0, 1] units), and its weight lam = 0.23 (Zhang et al. 2021, deblurring)
@@ -195,6 +208,9 @@ def hqs(y: torch.Tensor, physics, denoiser: Callable, iters: int = 8, sigma_max:
     trained_lo = float((getattr(denoiser, "sigma_range", None) or (0.0,))[0])  # e.g. sigma_1 of a DDPM network
     s_lo = max(positive("sigma_min", sigma_min if sigma_min is not None else max(nu, trained_lo)), 1e-3)
     lam = positive("lam", lam)
+    if s_lo > s_hi and sigma_min is None:  # the last level defaults to nu: the noise is above the first level
+        raise ValueError(f"noise_level = {nu:g} is above HQS's first denoiser level sigma_max = {s_hi:g}; the levels "
+                         f"decrease from sigma_max to nu: raise sigma_max or use pnp-pgd / gs-pnp.")
     if s_lo > s_hi:
         raise ValueError(f"sigma_min = {s_lo:g} exceeds sigma_max = {s_hi:g}; the levels must decrease.")
     sigmas = torch.logspace(math.log10(s_hi), math.log10(s_lo), iters, dtype=torch.float64).tolist()

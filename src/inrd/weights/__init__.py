@@ -27,12 +27,13 @@ on one file system): an interrupted or wrong download leaves no file behind.
 Checkpoints are read by :func:`load_state_dict` with ``torch.load(weights_only=True)`` (or
 safetensors), which never executes code from the file.
 
-Modules: :mod:`.registry` (the table, the cache, integrity checks, :func:`resolve`), :mod:`.download`
-(:func:`fetch`, the only code that touches the network), :mod:`.load` (:func:`load_state_dict`).
+Modules: :mod:`.registry` (the table, the cache, integrity checks, :func:`locate`), :mod:`.download`
+(:func:`fetch`, the only code that touches the network), :mod:`.load` (:func:`load_state_dict`, and
+:func:`verify_sidecar`: the sha256 a JSON sidecar records, checked on every load and by ``inrd weights verify``).
 """
 
 from .download import fetch
-from .load import load_state_dict
+from .load import load_state_dict, read_sidecar, verify_sidecar
 from .registry import (
     REGISTRY,
     Checkpoint,
@@ -41,9 +42,9 @@ from .registry import (
     cache_dir,
     expected_sha256,
     file_sha256,
+    locate,
     location,
     names,
-    resolve,
     verify,
 )
 
@@ -58,7 +59,9 @@ __all__ = [
     "load_state_dict",
     "location",
     "names",
-    "resolve",
+    "locate",
+    "read_sidecar",
     "verify",
+    "verify_sidecar",
     "available",
 ]

@@ -1,12 +1,16 @@
-"""Reading checkpoints without executing code from them (``torch.load(weights_only=True)`` or safetensors)."""
+"""Reading checkpoints without executing code from them (``torch.load(weights_only=True)`` or safetensors), and
+the integrity rule of weights that carry a JSON sidecar (as ``inrd train`` writes them)."""
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
+from typing import Optional
 
-from .registry import PathLike, _first_line, resolve
+from .registry import PathLike, _first_line, _regular_file, file_sha256, locate
 
-__all__ = ["load_state_dict"]
+__all__ = ["load_state_dict", "read_sidecar", "verify_sidecar"]
 
 
 def load_state_dict(name_or_path: PathLike, map_location="cpu") -> dict:
@@ -22,7 +26,7 @@ def load_state_dict(name_or_path: PathLike, map_location="cpu") -> dict:
 
     import torch
 
-    path = resolve(name_or_path)
+    path = locate(name_or_path)
     if path.is_dir():
         raise ValueError(f"checkpoint {path} is a folder; give the weights file inside it.")
     if path.suffix == ".safetensors":
@@ -57,3 +61,38 @@ def load_state_dict(name_or_path: PathLike, map_location="cpu") -> dict:
         raise ValueError(f"checkpoint {path} is not a state dict (a mapping of names to tensors); got {type(state).__name__}.")
     return state
 
+
+def read_sidecar(path: PathLike) -> Optional[dict]:
+    """The JSON sidecar of a weights file (same name, ``.json``, as ``inrd train`` writes it), or None when there
+    is none; one-line ``ValueError`` when it is not valid JSON or not an object."""
+    sidecar = Path(path).with_suffix(".json")
+    if not sidecar.is_file():
+        return None
+    try:
+        meta = json.loads(sidecar.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{sidecar} is not valid JSON ({getattr(e, 'msg', type(e).__name__)}); restore it from `inrd train`.") from None
+    if not isinstance(meta, dict):
+        raise ValueError(f"{sidecar} holds a JSON {type(meta).__name__}, not the object `inrd train` writes; restore it.")
+    return meta
+
+
+def verify_sidecar(path: PathLike, meta: dict) -> str:
+    """Hash ``path`` and compare with the sha256 its sidecar ``meta`` records; returns the digest.
+
+    The sidecar vouches for ``"sha256"`` and, after an ``inrd train`` export killed between its two renames,
+    for ``"previous_sha256"`` (the intact weights it replaces). One-line ``ValueError`` when it records no
+    hash or the file matches neither (truncated, modified): the rule of every load of inrd-small weights
+    and of ``inrd weights verify``."""
+    path = Path(path)
+    expected = str(meta.get("sha256") or "").lower()
+    if not expected:
+        raise ValueError(f"{path.with_suffix('.json')} records no 'sha256' of {path.name}; refusing unverified weights.")
+    _regular_file(path)
+    actual = file_sha256(path)
+    if actual not in (expected, str(meta.get("previous_sha256") or "").lower()):
+        raise ValueError(
+            f"sha256 mismatch for {path}: expected {expected[:16]}..., got {actual[:16]}... ({path.stat().st_size} bytes); "
+            f"the file is truncated, corrupted or was modified (reinstall inrd, or retrain with `inrd train`)."
+        )
+    return actual

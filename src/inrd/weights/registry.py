@@ -1,6 +1,6 @@
 """The known checkpoints, where they live, and their integrity: nothing here touches the network.
 
-:data:`REGISTRY` holds one :class:`Checkpoint` per name; :func:`resolve` turns a name (or a path) into
+:data:`REGISTRY` holds one :class:`Checkpoint` per name; :func:`locate` turns a name (or a path) into
 a local file whose size and sha256 are checked, or a one-line error saying how to get it.
 """
 
@@ -223,14 +223,24 @@ def file_sha256(path: PathLike) -> str:
     return h.hexdigest()
 
 
+def _regular_file(path: Path) -> None:
+    """Refuse a path that is missing or not a regular file (a device such as /dev/zero, a pipe: hashing one
+    would never end or read something else than a checkpoint)."""
+    if not path.exists():
+        raise WeightsNotFound(f"checkpoint file {path} does not exist.")
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder; give a checkpoint file.")
+    if not path.is_file():
+        raise ValueError(f"{path} is not a regular file (a device, a pipe or a socket); give a checkpoint file.")
+
+
 def verify(path: PathLike, sha256: Optional[str] = None) -> str:
     """Hash ``path`` and compare with ``sha256`` (hex). Returns the digest; raises ``ValueError`` on mismatch.
 
     With ``sha256=None`` this only computes the digest.
     """
     path = Path(path)
-    if not path.is_file():
-        raise WeightsNotFound(f"checkpoint file {path} does not exist.")
+    _regular_file(path)
     actual = file_sha256(path)
     if sha256 is not None and actual != sha256.lower():
         raise ValueError(
@@ -302,7 +312,7 @@ def _record(path: Path, digest: str) -> None:
         raise
 
 
-def resolve(name_or_path: PathLike, verify_hash: bool = True) -> Path:
+def locate(name_or_path: PathLike, verify_hash: bool = True) -> Path:
     """Local path of a checkpoint, given a registry name or a path. Never downloads.
 
     * A registry name (see :func:`names`) is looked up in the cache (or its package); the file must
@@ -322,6 +332,8 @@ def resolve(name_or_path: PathLike, verify_hash: bool = True) -> Path:
     if not path.exists():
         hint = f" (known names: {', '.join(names())})" if os.sep not in str(name_or_path) else ""
         raise WeightsNotFound(f"checkpoint {path} does not exist; give an existing file or folder, or a registry name{hint}.")
+    if not path.is_file() and not path.is_dir():
+        raise ValueError(f"checkpoint {path} is not a regular file or a folder (a device, a pipe or a socket); give a checkpoint file.")
     if path.is_file() and path.stat().st_size == 0:
         raise ValueError(f"checkpoint {path} is empty (0 bytes); an interrupted copy? Copy or fetch it again.")
     return path

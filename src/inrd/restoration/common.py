@@ -5,7 +5,7 @@ Problem (paper, Sec. 3.3): ``y = A v + w``, ``w ~ N(0, nu^2 Id)``, images in [0,
 (``noise_level``) in the same units; data fidelity ``f(v) = ||A v - y||^2 / (2 nu^2)``,
 ``grad f(v) = A^T (A v - y) / nu^2``. ``physics`` is any object with ``A(x)`` and ``A_adjoint(y)``
 (:mod:`inrd.restoration.physics`, or a deepinv ``LinearPhysics``); algorithms that take a proximal
-step also need ``prox_l2(z, y, gamma)``.
+step also need ``prox_l2(z, y, gamma)``. The measurements behind the defaults: docs/restoration_notes.md.
 """
 
 from __future__ import annotations
@@ -17,20 +17,25 @@ from typing import Callable
 import numpy as np
 import torch
 
+from ..choices import Algorithm, choose
 from ..metrics import psnr as _psnr
 from ..validate import check_image
 from .physics import PeriodicBlur
 
-__all__ = ["CircularPad", "default_sigma"]
+__all__ = ["CircularPad", "default_sigma", "NU_MIN", "check_noise_level"]
+
+#: the smallest noise level ``nu`` ([0, 1] units) a restoration takes: float32's machine epsilon, the
+#: rounding step of an image near 1 in the precision the algorithms run in. Noise below it is not carried
+#: by the data, and the data term's weight ``1 / nu^2`` (and HQS's ``sigma^2 / (lam nu^2)``) would leave
+#: float32's range, or float64's (nu = 1e-300: nu^2 = 0).
+NU_MIN = float(torch.finfo(torch.float32).eps)
 
 
 class CircularPad(torch.nn.Module):
     """``D'(x, sigma) = crop(D(pad_circular(x, pad), sigma))``: let a denoiser see the periodic image
     that a periodic blur A assumes. Without it a CNN treats the wrap-around seam (edges blurred into
-    each other by A) as image content and, in raw PnP-PGD, the error there can grow. Measured (FFDNet,
-    96x96 crops, Gaussian blur 1.6, nu = 0.01, sigma = 0.01, 100 iterations): without padding the
-    camera crop ended at 19.8 dB with stripes along the border, with ``pad=16`` at 26.1 dB. Not part
-    of the paper's raw scheme, hence off unless asked for."""
+    each other by A) as image content and, in raw PnP-PGD, the error there can grow (measured:
+    docs/restoration_notes.md). Not part of the paper's raw scheme, hence off unless asked for."""
 
     def __init__(self, denoiser: Callable, pad: int = 16):
         super().__init__()
@@ -52,23 +57,20 @@ class CircularPad(torch.nn.Module):
         return out[..., p:-p, p:-p]
 
 
-def default_sigma(denoiser, noise_level: float, algorithm: str = "pnp_pgd") -> float:
+def default_sigma(denoiser, noise_level: float, algorithm: Algorithm = "pnp-pgd") -> float:
     """Default ``sigma_denoiser`` for a fixed-level PnP scheme: the smallest trained level of a
     diffusion network (``sigma_range[0] > 0``: sigma_1 = 0.0050003 for DDPM, the paper's choice for
-    DiffUNet), else ``2 * noise_level`` for ``pnp_pgd`` and ``5 * noise_level`` for ``gs_pnp``.
-
-    GS-PnP (FFDNet as N, 96x96 crops of camera / astronaut / coffee / chelsea, 60 iterations, sigma in
-    {1, 2, 3, 5} nu): 5 nu was best on 3 images (by 0.1-1.5 dB) and 0.1 dB from the best on the 4th;
-    ``D^GS`` denoises less than N itself, hence the larger level. PnP-PGD (FFDNet, ``CircularPad(16)``,
-    tau = 1/L, 100 iterations, Gaussian blur 1.6, nu = 0.01, 8 images): final PSNR averaged 26.68 /
-    27.02 / 26.63 dB for sigma = 1.5 / 2 / 3 nu; sigma = nu converged on none of the 8. The level is
-    capped at the top of ``sigma_range`` (strong noise: 5 nu may exceed what the network was trained for)."""
-    if algorithm not in ("pnp_pgd", "gs_pnp"):
-        raise ValueError(f"algorithm must be 'pnp_pgd' or 'gs_pnp', got {algorithm!r}.")
+    DiffUNet), else ``2 * noise_level`` for ``pnp-pgd`` and ``5 * noise_level`` for ``gs-pnp``
+    (``D^GS`` denoises less than N itself, hence the larger level; the sweeps that chose both factors
+    are in docs/restoration_notes.md). The level is capped at the top of ``sigma_range`` (strong noise:
+    5 nu may exceed what the network was trained for)."""
+    name = choose(algorithm, Algorithm, "algorithm")
+    if name not in ("pnp-pgd", "gs-pnp"):
+        raise ValueError(f"a fixed denoiser level is for 'pnp-pgd' or 'gs-pnp', got {algorithm!r}.")
     lo, hi = (getattr(denoiser, "sigma_range", None) or (0.0, math.inf))[:2]
     if float(lo) > 0:
         return float(lo)
-    return min((2.0 if algorithm == "pnp_pgd" else 5.0) * float(noise_level), float(hi))
+    return min((2.0 if name == "pnp-pgd" else 5.0) * float(noise_level), float(hi))
 
 
 def positive(name: str, value) -> float:
@@ -79,6 +81,25 @@ def positive(name: str, value) -> float:
     if not (v > 0 and math.isfinite(v)):
         raise ValueError(f"{name} must be finite and > 0, got {value!r}.")
     return v
+
+
+def check_noise_level(value, name: str = "noise_level") -> float:
+    """``nu`` as a float in [:data:`NU_MIN`, 1], else a one-line ``ValueError`` naming ``name``."""
+    if isinstance(value, (bool, complex)):
+        raise ValueError(f"{name} must be a number > 0 ([0, 1] units), got {value!r}.")
+    try:
+        nu = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number > 0 ([0, 1] units), got {value!r}.") from None
+    if not (nu > 0 and math.isfinite(nu)):
+        raise ValueError(f"{name} must be finite and > 0 (nu appears as 1/nu^2 in the data term), got {value!r}.")
+    if nu < NU_MIN:
+        raise ValueError(f"{name} = {nu:g} is below {NU_MIN:.4g}, float32's resolution of a [0, 1] image: such noise is "
+                         f"not in the data; give a level >= {NU_MIN:.4g}.")
+    if nu > 1:
+        raise ValueError(f"{name} = {nu:g} exceeds 1: it is in [0, 1] image units, like the pixels (a level of "
+                         f"{nu:g} in 8-bit units is {nu / 255:.4g}).")
+    return nu
 
 
 def setup(y, physics, iters, noise_level, init, x_true, prox: bool = False):
@@ -92,7 +113,7 @@ def setup(y, physics, iters, noise_level, init, x_true, prox: bool = False):
         raise TypeError("this algorithm needs physics.prox_l2(z, y, gamma) (every inrd.restoration operator and deepinv's LinearPhysics have it).")
     if not isinstance(iters, (int, np.integer)) or iters < 1:
         raise ValueError(f"iters must be an integer >= 1, got {iters!r}.")
-    nu = positive("noise_level (nu, the std of w in f = ||Av - y||^2 / (2 nu^2))", noise_level)
+    nu = check_noise_level(noise_level)
     if init is None:
         if hasattr(physics, "init"):
             v = physics.init(y)

@@ -1,4 +1,4 @@
-"""Plots of restoration runs (kept out of the library: matplotlib is only needed to draw)."""
+"""The curves of a restoration run (PSNR and relative residual per iteration); matplotlib is imported when drawing."""
 
 from __future__ import annotations
 
