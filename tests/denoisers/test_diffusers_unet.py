@@ -60,7 +60,7 @@ def test_hub_id_not_in_the_cache_says_how_to_fetch_it(tmp_path, monkeypatch, off
         monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     else:
         monkeypatch.setenv("HF_HUB_OFFLINE", offline)
-    with pytest.raises(ValueError, match=r"google/ddpm-cifar10-32 is not in .*empty.*`hf download google/ddpm-cifar10-32`.*HF_HUB_OFFLINE=0") as info:
+    with pytest.raises(ValueError, match=r"google/ddpm-cifar10-32 is not in .*empty.*`inrd weights fetch google/ddpm-cifar10-32`.*HF_HUB_OFFLINE=0") as info:
         load("diffusers", weights="google/ddpm-cifar10-32")
     assert "\n" not in str(info.value)
 
@@ -81,3 +81,31 @@ def test_any_image_size_is_padded_and_cropped_back(tmp_path):
         untouched = torch.equal(den.eps_model(even, t), diffusers_unet.UNetEps.forward(den.eps_model, even, t))
     assert out.shape == x.shape and torch.equal(out, by_hand)
     assert untouched
+
+
+def test_weights_fetch_of_a_hub_id(tmp_path, monkeypatch, capsys):
+    """`inrd weights fetch org/name`: a model already in the cache is not fetched again (no network used here);
+    a failed download (simulated: the network is unreachable) is one line on stderr, exit 2."""
+    import huggingface_hub
+
+    from inrd.cli import main
+
+    cache, _, folder = hub_cache(tmp_path)
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    assert main(["weights", "fetch", "tiny-org/tiny-ddpm"]) == 0
+    assert capsys.readouterr().out.strip() == f"tiny-org/tiny-ddpm: {folder}"
+
+    calls = []
+
+    def unreachable(repo_id, local_files_only=False, **kw):
+        calls.append(local_files_only)
+        if local_files_only:
+            raise huggingface_hub.errors.LocalEntryNotFoundError("not cached")
+        raise OSError("Failed to resolve 'huggingface.co'\nmore lines")
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", unreachable)
+    assert main(["weights", "fetch", "google/ddpm-cifar10-32"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert calls == [True, False]  # the cache first, then the one download the command asks for
+    assert "cannot fetch google/ddpm-cifar10-32 from the Hugging Face Hub: Failed to resolve" in err and "\n" not in err
+    assert main(["weights", "fetch", "google/ddpm-cifar10-32", "--url", "http://mirror"]) == 2

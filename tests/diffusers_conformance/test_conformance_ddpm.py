@@ -197,3 +197,21 @@ def test_step_eta_other_than_the_schedulers_is_refused():
     trailing_ddim_loop(INRDScheduler(ddim_eta=0.5), 4, eta=0.5)  # its own eta is fine
     with pytest.raises(ValueError, match="either ddim_eta or a relaxation"):
         INRDScheduler(ddim_eta=0.5, rho="ind")
+
+
+@pytest.mark.parametrize("n", [1, 10, 333])
+@pytest.mark.parametrize("beta_schedule", ["linear", "scaled_linear", "squaredcos_cap_v2", "sigmoid"])
+def test_canonical_is_trailing_ddpm_for_every_beta_schedule(beta_schedule, n):
+    """Canonical INRD is DDPMScheduler(trailing) on every beta schedule and step count, in float64 with the same
+    noise (the dummy model minus a contraction, so the loop is stable). + DDPM's 1e-10 Z at a last timestep > 0
+    (its 1e-20 variance floor; tests/test_diffusers.py). Measured <= 1.2e-10 relative, that floor included."""
+    kw = {"beta_schedule": beta_schedule}
+    if beta_schedule == "scaled_linear":
+        kw.update(beta_start=0.00085, beta_end=0.012)
+    ref = diffusers.DDPMScheduler(timestep_spacing="trailing", clip_sample=False, **kw)
+    ref.alphas_cumprod = ref.alphas_cumprod.double()
+    ref.one = torch.tensor(1.0, dtype=torch.float64)
+    a = trailing_ddim_loop(INRDScheduler(**kw), n)
+    b = trailing_ddim_loop(ref, n)
+    assert (a - b).abs().max().item() <= 1e4 * EPS64 * max(1.0, b.abs().max().item()) + 6e-10
+    assert b.abs().max() > 0.1

@@ -1,7 +1,7 @@
 """``inrd weights``: list, fetch and verify known checkpoints (the work lives in :mod:`inrd.weights`).
 
     inrd weights list [--verify]          what is usable offline right now, with paths
-    inrd weights fetch NAME [--url URL]   download NAME into the cache (the only command that downloads)
+    inrd weights fetch NAME [--url URL]   download NAME (or a Hub model id org/name) into the cache (the only command that downloads)
     inrd weights verify NAME|PATH [--sha256 HEX]
 """
 
@@ -25,7 +25,8 @@ def register(subparsers) -> None:
 
     fe = sub.add_parser("fetch", help="download a checkpoint into the cache, checking its sha256")
     downloadable = ", ".join(n for n in W.names() if W.REGISTRY[n].kind == "download")
-    fe.add_argument("name", metavar="NAME", help=f"one of {downloadable}")
+    fe.add_argument("name", metavar="NAME", help=f"one of {downloadable}, or a Hugging Face Hub model id org/name "
+                    "(a diffusers model, into the huggingface_hub cache)")
     fe.add_argument("--url", default=None, help="download from this URL instead (a mirror serving the same file)")
     add_progress_flag(fe)
     fe.set_defaults(func=run_fetch)
@@ -52,6 +53,13 @@ def run_list(args) -> int:
 
 
 def run_fetch(args) -> int:
+    if args.name not in W.REGISTRY and "/" in args.name:  # a Hub model id for the diffusers denoiser
+        from ..denoisers.diffusers_unet import fetch_hub
+
+        if args.url:
+            raise ValueError("--url is for registry checkpoints; a Hub model comes from the Hub (set HF_ENDPOINT for a mirror).")
+        print(f"{args.name}: {fetch_hub(args.name)}")
+        return 0
     path = W.fetch(args.name, url=args.url, progress=args.progress)
     print(f"{args.name}: {path}")
     return 0

@@ -33,7 +33,7 @@ from ..schedules import ddpm_alphas_cumprod
 from .eps import EpsDenoiser, UNetEps, network_defaults
 from .small import PaddedUNetEps
 
-__all__ = ["build", "load_folder", "hub_folder", "is_hub_id", "DEFAULT_STEPS"]
+__all__ = ["build", "load_folder", "hub_folder", "fetch_hub", "is_hub_id", "DEFAULT_STEPS"]
 
 # canonical INRD on the model's own training grid pruned to at most this many steps (the paper, Fig. 2:
 # 20 pruned steps already give convincing samples; all T steps is DDPM itself)
@@ -64,11 +64,33 @@ def hub_folder(repo_id: str, revision: Optional[str] = None) -> Path:
         where = cache or "the default Hugging Face cache"
         raise ValueError(
             f"{repo_id} is not in {where} and inrd does not download on its own; fetch it once with "
-            f"`hf download {repo_id}` (or run with HF_HUB_OFFLINE=0 to let inrd download it), then run again."
+            f"`inrd weights fetch {repo_id}` (or `hf download {repo_id}`, or run with HF_HUB_OFFLINE=0), then run again."
         ) from None
     except OSError as e:  # no network with HF_HUB_OFFLINE=0, an unknown repository, ...
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ValueError(f"cannot fetch {repo_id} from the Hugging Face Hub: {first}") from None
+        raise ValueError(f"cannot fetch {repo_id} from the Hugging Face Hub: {_first_line(e)}") from None
+
+
+def fetch_hub(repo_id: str, revision: Optional[str] = None) -> Path:
+    """Download Hub model ``repo_id`` into the huggingface_hub cache (what ``inrd weights fetch org/name``
+    does; the one call that downloads) and return its snapshot folder; a model already cached is not fetched again."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    if not _REPO_ID.match(repo_id or ""):
+        raise ValueError(f"{repo_id!r} is not a Hugging Face Hub model id; give it as org/name, e.g. google/ddpm-cifar10-32.")
+    cache = os.environ.get("HF_HUB_CACHE") or os.environ.get("HUGGINGFACE_HUB_CACHE") or None
+    try:
+        return Path(snapshot_download(repo_id, revision=revision, cache_dir=cache, local_files_only=True))
+    except LocalEntryNotFoundError:
+        pass
+    try:
+        return Path(snapshot_download(repo_id, revision=revision, cache_dir=cache))
+    except (OSError, ValueError) as e:  # offline, unknown repository, gated model, disk full, ...
+        raise ValueError(f"cannot fetch {repo_id} from the Hugging Face Hub: {_first_line(e)}; nothing usable was kept.") from None
+
+
+def _first_line(e: BaseException) -> str:
+    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
 
 
 def _scheduler_config_file(folder: Path) -> Path:
