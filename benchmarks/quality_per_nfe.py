@@ -95,7 +95,7 @@ def training_spectrum(size: int = 32, n: int = 8192) -> Spectrum:
 def subgrids(out: Path, nfes) -> dict:
     """{f"{grid}/{rho}/{n}": 1-based DDPM timestep indices of the best subgrid} for grid ``subgrid``
     (power-law spectrum) and ``datagrid`` (training crops), cached in ``out/subgrids.json``."""
-    from inrd.experiments.analysis import make_spectrum
+    from inrd.gaussian.analysis import make_spectrum
 
     path = out / "subgrids.json"
     cache = json.loads(path.read_text()) if path.is_file() else {}

@@ -1,4 +1,4 @@
-"""``inrd.experiments.analysis`` and ``inrd analyze``: the tables are the closed-form W2 of :mod:`inrd.gaussian`
+"""``inrd.gaussian.analysis``, ``inrd reproduce analysis`` and ``inrd analyze``: the tables are the closed-form W2 of :mod:`inrd.gaussian`
 (equalities to float64 rounding: the same function computes both), written and printed faithfully."""
 
 import json
@@ -8,12 +8,13 @@ import pytest
 from inrd import gaussian as G
 from inrd import schedules as S
 from inrd.cli import main
-from inrd.experiments import analysis
+from inrd.experiments import analysis as experiment
+from inrd.gaussian import analysis
 
 
 def test_analysis_run_writes_plot_and_json(tmp_path):
     spec = G.Spectrum.power_law(16).compress()
-    out = analysis.run(tmp_path / "figs", spectra=[spec], steps=(5, 20), schedules=("ddpm", "geometric"),
+    out = experiment.run(tmp_path / "figs", spectra=[spec], steps=(5, 20), schedules=("ddpm", "geometric"),
                        search_steps=(6,), search_rhos=("canonical",))
     data = json.loads((tmp_path / "figs/analysis.json").read_text())
     assert (tmp_path / "figs/analysis.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -2,7 +2,7 @@
 
 Prints the exact W2 distance between the law of INRD's output (exact MMSE denoiser) and the data law
 for every schedule, relaxation and number of steps, then the best n-level subgrid of the DDPM grid
-against uniform pruning. The work lives in :mod:`inrd.experiments.analysis`.
+against uniform pruning. The work lives in :mod:`inrd.gaussian.analysis`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from ..experiments import analysis
+from ..gaussian import analysis
 
 
 def _ints(text: str) -> list[int]:

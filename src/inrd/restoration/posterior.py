@@ -91,7 +91,7 @@ def inrd_posterior(y: torch.Tensor, physics, denoiser: Callable, samples: int = 
     B, S = y.shape[0], samples
     consistent = DataConsistent(denoiser, physics, y.repeat_interleave(S, dim=0), nu, lam)
     res = PnPResult(x=v0)
-    res.params = dict(algorithm="inrd_posterior", samples=S, steps=int(steps), sigma_max=s_hi, sigma_min=s_lo,
+    res.params = dict(algorithm="inrd-posterior", samples=S, steps=int(steps), sigma_max=s_hi, sigma_min=s_lo,
                       rho=rho if isinstance(rho, (str, float, int)) else "tensor", lam=lam, seed=seed, noise_level=nu)
 
     def mean(x):  # per-observation mean over its S samples
