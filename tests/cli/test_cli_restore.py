@@ -93,6 +93,7 @@ def test_restore_inpaint_and_super_resolution(files, tmp_path):
     (["--task", "inpaint", "--mask", "SMALLMASK"], "mask is 24x24 but the observation is 48x48"),
     (["--task", "inpaint"], "needs --mask"),
     (["--task", "denoise", "--kernel", "gaussian:1"], "--kernel does not apply"),
+    (["--task", "denoise", "--boundary", "valid"], "--boundary does not apply to --task denoise"),
     (["--task", "denoise", "--truth", "SMALLMASK"], "--truth is 24x24"),
     (["--task", "denoise", "--algorithm", "hqs", "--sigma-denoiser", "0.1"], "--sigma-denoiser is for"),
 ])

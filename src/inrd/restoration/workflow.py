@@ -19,9 +19,10 @@ import torch
 from .. import io, runs
 from ..metrics import psnr, ssim
 from .baselines import tikhonov_discrepancy, tikhonov_oracle
+from .blur import Blur, BlurDownsampling
 from .common import CircularPad, check_noise_level, default_sigma
 from .inputs import check_kernel_sum, load_kernel, load_mask
-from .physics import NOISE_ESTIMATOR, Denoising, Downsampling, Inpainting, PeriodicBlur, estimate_noise, observe
+from .physics import NOISE_ESTIMATOR, Denoising, Inpainting, PeriodicBlur, estimate_noise, observe
 from .plan import KERNEL_TASKS, DeblurOptions, DeblurPlan, RestorationPlan, RestoreOptions, check_restore_memory, check_upper_level, image_header
 from .plots import plot_diagnostics
 from .pnp import gs_pnp, pnp_pgd
@@ -78,11 +79,11 @@ def _operator(opts: RestoreOptions, h: int, w: int):
     if opts.task == "inpaint":
         return Inpainting(load_mask(opts.mask, shape=(h, w)))
     if opts.task == "deblur":
-        return PeriodicBlur(check_kernel_sum(load_kernel(opts.kernel, max_size=(h, w)), opts.normalize_kernel))
+        return Blur(check_kernel_sum(load_kernel(opts.kernel, max_size=(h, w)), opts.normalize_kernel), opts.chosen_boundary)
     if opts.task == "super-resolution":
         f = opts.factor
         k = check_kernel_sum(load_kernel(opts.kernel_spec, max_size=(h * f, w * f)), opts.normalize_kernel)
-        return Downsampling(k, f)
+        return BlurDownsampling(k, f, opts.chosen_boundary)
     return Denoising()
 
 
@@ -120,9 +121,9 @@ def prepare_restore(opts: RestoreOptions) -> PreparedRestore:
         c, h, w = header
         images = opts.samples if opts.chosen_algorithm in SAMPLING else 1
         fix = "lower --samples or restore a smaller image" if images > 1 else "restore a smaller image (or crop it)"
-        pad = DEFAULT_PAD if opts.task in KERNEL_TASKS else 0  # restore() pads the periodic operators' denoiser
+        pad = DEFAULT_PAD if opts.chosen_boundary == "periodic" else 0  # restore() pads the periodic operators' denoiser
         check_restore_memory(opts.denoiser, c, h * factor, w * factor, images, fix, opts.device,
-                             opts.chosen_algorithm in SAMPLING, pad)
+                             opts.chosen_algorithm in SAMPLING, pad, blur=opts.task in KERNEL_TASKS)
     y = io.load_image(opts.observed)
     h, w = y.shape[-2:]
     op = _operator(opts, h, w)
@@ -150,18 +151,26 @@ def run_restore(run: PreparedRestore, out) -> dict:
     return log
 
 
+def _field_of_view(op, x: torch.Tensor) -> torch.Tensor:
+    """x cut to the observation's field of view (a ``valid`` blur restores the kernel's margin too)."""
+    return op.crop(x) if hasattr(op, "crop") else x
+
+
 def _write_restore_outputs(folder, run: PreparedRestore, res: PnPResult, log: dict) -> None:
-    """restored.png, observed.png, (samples.png, std.png), curves.png and restore.json; ``log`` gets the metrics."""
+    """restored.png, observed.png, (samples.png, std.png), curves.png and restore.json; ``log`` gets the metrics.
+    The images are the estimate's field of view (:func:`_field_of_view`)."""
     plan = run.plan
-    io.save_image(folder / "restored.png", res.x)
+    x = _field_of_view(plan.operator, res.x)
+    io.save_image(folder / "restored.png", x)
     io.save_image(folder / "observed.png", run.y)
     if run.truth is not None:
-        log.update(psnr_restored=float(psnr(res.x, run.truth)[0]), ssim_restored=ssim(res.x, run.truth))
+        log.update(psnr_restored=float(psnr(x, run.truth)[0]), ssim_restored=ssim(x, run.truth))
     if res.samples is not None:
-        io.save_grid(folder / "samples.png", res.samples)
-        scale = float(res.std.max()) or 1.0
-        io.save_image(folder / "std.png", res.std / scale)
-        log.update(std_png_scale=scale, std_mean=float(res.std.mean()))
+        io.save_grid(folder / "samples.png", _field_of_view(plan.operator, res.samples))
+        std = _field_of_view(plan.operator, res.std)
+        scale = float(std.max()) or 1.0
+        io.save_image(folder / "std.png", std / scale)
+        log.update(std_png_scale=scale, std_mean=float(std.mean()))
     title = f"{plan.options.task}, {plan.algorithm}, {plan.options.denoiser}, nu={plan.noise_level:.4g}: {res.verdict}"
     plot_diagnostics(folder / "curves.png", {plan.algorithm: res}, title)
     io.write_json(folder / "restore.json", log)
