@@ -19,12 +19,10 @@ from .. import memory
 from ..choices import Algorithm, Boundary, Task, choose
 from ..validate import check_device, check_index
 from .common import check_noise_level
-from .pnp import HQS_SIGMA_MAX
-from .posterior import POSTERIOR_SIGMA_MAX
 from .restore import DEFAULT_ALGORITHM, DEFAULT_PAD, FIXED_LEVEL, SAMPLING
 
 __all__ = ["RestoreOptions", "DeblurOptions", "RestorationPlan", "DeblurPlan", "image_header", "check_restore_memory",
-           "NETWORK_BYTES_PER_PIXEL", "KERNEL_TASKS", "DEFAULT_BOUNDARY", "check_upper_level"]
+           "NETWORK_BYTES_PER_PIXEL", "KERNEL_TASKS", "DEFAULT_BOUNDARY", "KNOWN_SIGMA_RANGE", "LEVELS_TO_NU", "check_upper_level"]
 
 #: tasks whose operator has a blur kernel
 KERNEL_TASKS: tuple[Task, ...] = ("deblur", "super-resolution")
@@ -83,13 +81,28 @@ def _noise_level(value) -> Union[float, str]:
     return check_noise_level(value, "--noise-level")
 
 
-def check_upper_level(nu: float, algorithm: Algorithm, how: str) -> None:
-    """A noise level the algorithm's decreasing levels cannot reach below: refused naming ``--noise-level``."""
-    top = {"hqs": HQS_SIGMA_MAX, "inrd-posterior": 2 * POSTERIOR_SIGMA_MAX}.get(algorithm)
-    if top is not None and nu > top:
-        raise ValueError(f"--noise-level {nu:.4g} ({how}) is too high for {algorithm}, at most {top:.4g}: its denoiser "
-                         f"levels decrease from a fixed first level down to the noise level; use --algorithm pnp-pgd or "
-                         f"gs-pnp, or check the level ([0, 1] units: an 8-bit level divided by 255).")
+#: the trained range of the shipped networks by registry name ([0, 1] units), known before they are loaded
+#: (the loaded network's ``sigma_range``, checked again once it is loaded)
+KNOWN_SIGMA_RANGE = {"ffdnet": (0.0, 75 / 255)}
+
+#: algorithms that run the denoiser at levels down to nu (HQS from max(49/255, nu), the posterior sampler from
+#: max(POSTERIOR_SIGMA_MAX, nu)): nu must be inside the denoiser's trained range
+LEVELS_TO_NU: tuple[Algorithm, ...] = ("hqs", "inrd-posterior")
+
+
+def check_upper_level(nu: float, algorithm: Algorithm, how: str, denoiser: str, sigma_range=None) -> None:
+    """A noise level above the trained range ``sigma_range`` of ``denoiser`` (a registry name; None: its
+    :data:`KNOWN_SIGMA_RANGE`, else unknown and nothing refused), for an algorithm of :data:`LEVELS_TO_NU`:
+    refused naming ``--noise-level`` and the range."""
+    sigma_range = KNOWN_SIGMA_RANGE.get(str(denoiser).lower()) if sigma_range is None else sigma_range
+    if algorithm not in LEVELS_TO_NU or sigma_range is None:
+        return
+    lo, hi = float(sigma_range[0]), float(sigma_range[1])
+    if nu > hi * (1 + 1e-6):
+        raise ValueError(f"--noise-level {nu:.4g} ({how}) is above the range {denoiser} was trained for, [{lo:.4g}, {hi:.4g}] "
+                         f"([0, 1] units), and {algorithm} runs it at levels down to nu; use --algorithm pnp-pgd or gs-pnp "
+                         f"(their level is capped at the range's top), another --denoiser, or check the level (an 8-bit level "
+                         f"divided by 255).")
 
 
 @dataclass(frozen=True)
@@ -146,7 +159,7 @@ class RestoreOptions:
         if self.sigma_denoiser is not None and self.chosen_algorithm not in FIXED_LEVEL:
             raise ValueError("--sigma-denoiser is for pnp-pgd and gs-pnp (the other algorithms vary the level).")
         if isinstance(self.noise_level, float):
-            check_upper_level(self.noise_level, self.chosen_algorithm, "given")
+            check_upper_level(self.noise_level, self.chosen_algorithm, "given", self.denoiser)
 
     @property
     def chosen_algorithm(self) -> Algorithm:

@@ -95,7 +95,7 @@ def _noise_level(opts: RestoreOptions, y: torch.Tensor, op) -> tuple[float, str]
     if not nu > 0:
         raise ValueError("the estimated noise level is 0 (a noiseless or quantised image?); give --noise-level NU > 0.")
     check_noise_level(nu, "the estimated noise level (give --noise-level NU instead)")
-    check_upper_level(nu, opts.chosen_algorithm, "estimated")
+    check_upper_level(nu, opts.chosen_algorithm, "estimated", opts.denoiser)
     return nu, NOISE_ESTIMATOR
 
 
@@ -131,6 +131,8 @@ def prepare_restore(opts: RestoreOptions) -> PreparedRestore:
     nu, method = _noise_level(opts, y, op)
     truth = _truth(opts, y.shape[1], (h * factor, w * factor))
     D, channels = denoiser_for_channels(opts.denoiser, y.shape[1], opts.weights, opts.device)
+    check_upper_level(nu, opts.chosen_algorithm, method if method == "given" else "estimated", opts.denoiser,
+                      getattr(D, "sigma_range", None))  # the loaded denoiser's own range
     _check_kernel_channels(op, channels)
     if channels != y.shape[1]:
         y = io.load_image(opts.observed, channels=channels)
