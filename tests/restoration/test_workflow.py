@@ -79,3 +79,22 @@ def test_a_photograph_blurred_before_cropping_is_restored_by_the_default_boundar
     # measured: valid 32.85 dB, periodic 10.50 dB (its border band is a frame of errors up to full scale), observed
     # 28.5 dB; the margins asserted are about half the measured ones (22.3 and 4.3 dB)
     assert scores["valid"] > scores["periodic"] + 10.0 and scores["valid"] > observed + 2.0
+
+
+def test_auto_noise_level_uses_the_default_estimator_and_says_which(tmp_path):
+    """--noise-level auto: estimate_noise_level (scikit-image's estimate_sigma), recorded by its description; with an
+    inpainting mask the Haar rule on fully observed 2x2 blocks (scikit-image takes no mask)."""
+    from inrd.restoration.noise_level import DESCRIPTIONS
+
+    x = io.load_image("camera")[..., 100:164, 200:264].contiguous()
+    mask = (torch.rand(1, 1, 64, 64, generator=torch.Generator().manual_seed(0)) > 0.5).float()
+    io.save_image(tmp_path / "m.png", mask)
+    io.save_image(tmp_path / "n.png", R.observe(x, R.Denoising(), 0.05, seed=1).clamp(0, 1))
+    io.save_image(tmp_path / "y.png", R.observe(x, R.Inpainting(mask), 0.05, seed=1).clamp(0, 1))
+    plan = prepare_restore(RestoreOptions(task="denoise", observed=str(tmp_path / "n.png"))).plan
+    # 1024 diagonal coefficients: the median's standard error is ~4 %, 3 of them 12 % (measured 0.0490)
+    assert plan.noise_level_method == DESCRIPTIONS["wavelet"] and plan.noise_level == pytest.approx(0.05, rel=0.12)
+    plan = prepare_restore(RestoreOptions(task="inpaint", observed=str(tmp_path / "y.png"), mask=str(tmp_path / "m.png"))).plan
+    # about 64 fully observed blocks of a half-observed mask: ~16 % standard error, 3 of them 48 % (measured 0.0407)
+    assert plan.noise_level_method == DESCRIPTIONS["haar-mad"] and plan.noise_level == pytest.approx(0.05, rel=0.48)
+    assert plan.record()["noise_level_method"] == DESCRIPTIONS["haar-mad"]

@@ -22,8 +22,10 @@ def register(sub) -> None:
     )
     p.add_argument("--task", required=True, choices=names_of(Task))
     p.add_argument("--observed", required=True, help="the observation: an image file (PNG 8/16-bit, gray or RGB)")
-    p.add_argument("--noise-level", default="auto", metavar="NU", help="std nu of the observation noise in [0, 1] units, or 'auto': estimated as "
-                   "median(|HH|)/0.6745 of the finest Haar diagonal coefficients (biased up on textured images) (default: auto)")
+    p.add_argument("--noise-level", default="auto", metavar="NU", help="std nu of the observation noise in [0, 1] units, or 'auto': "
+                   "estimated by scikit-image's estimate_sigma (median(|HH|)/0.6745 of the finest wavelet diagonal band, per "
+                   "channel; for inpainting the same rule on fully observed Haar blocks); it reads about 0.01 on a clean or "
+                   "JPEG photograph and is within 0.6-5.6 %% (median) for nu >= 0.05: below about 0.02 give NU (default: auto)")
     p.add_argument("--kernel", help="deblur / super-resolution: gaussian:STD[:SIZE] or a .npy / .txt kernel "
                    "(super-resolution default: gaussian:F/2 for factor F)")
     p.add_argument("--normalize-kernel", action="store_true", help="divide a kernel that does not sum to 1 by its sum "

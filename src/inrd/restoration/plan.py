@@ -239,7 +239,7 @@ class RestorationPlan:
     options: RestoreOptions
     operator: object  # an inrd.restoration.physics operator
     noise_level: float
-    noise_level_method: str  # "given", or inrd.restoration.NOISE_ESTIMATOR
+    noise_level_method: str  # "given", or the estimator's noise_level.DESCRIPTIONS entry
     channels: int
     observed_shape: tuple
     algorithm_options: dict = field(default_factory=dict)

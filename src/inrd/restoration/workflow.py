@@ -22,7 +22,8 @@ from .baselines import tikhonov_discrepancy, tikhonov_oracle
 from .blur import Blur, BlurDownsampling
 from .common import CircularPad, check_noise_level, default_sigma
 from .inputs import check_kernel_sum, load_kernel, load_mask
-from .physics import NOISE_ESTIMATOR, Denoising, Inpainting, PeriodicBlur, estimate_noise, observe
+from .noise_level import DESCRIPTIONS, estimate_noise_level, estimator_for
+from .physics import Denoising, Inpainting, PeriodicBlur, observe
 from .plan import KERNEL_TASKS, DeblurOptions, DeblurPlan, RestorationPlan, RestoreOptions, check_restore_memory, check_upper_level, image_header
 from .plots import plot_diagnostics
 from .pnp import gs_pnp, pnp_pgd
@@ -88,15 +89,17 @@ def _operator(opts: RestoreOptions, h: int, w: int):
 
 
 def _noise_level(opts: RestoreOptions, y: torch.Tensor, op) -> tuple[float, str]:
-    """``(nu, how it was obtained)``: the given level, or the estimate of :func:`estimate_noise`."""
+    """``(nu, how it was obtained)``: the given level, or the estimate of :func:`estimate_noise_level` (its
+    default estimator; with an inpainting mask the one that takes a mask), described by its ``DESCRIPTIONS``."""
     if opts.noise_level != "auto":
         return float(opts.noise_level), "given"
-    nu = estimate_noise(y, op.mask if isinstance(op, Inpainting) else None)
+    mask = op.mask if isinstance(op, Inpainting) else None
+    nu = estimate_noise_level(y, mask)
     if not nu > 0:
         raise ValueError("the estimated noise level is 0 (a noiseless or quantised image?); give --noise-level NU > 0.")
     check_noise_level(nu, "the estimated noise level (give --noise-level NU instead)")
     check_upper_level(nu, opts.chosen_algorithm, "estimated", opts.denoiser)
-    return nu, NOISE_ESTIMATOR
+    return nu, DESCRIPTIONS[estimator_for(mask)]
 
 
 def _truth(opts: RestoreOptions, observed_channels: int, want: tuple[int, int]) -> Optional[torch.Tensor]:
