@@ -306,3 +306,29 @@ def test_every_noise_level_of_ffdnets_range_runs(files, tmp_path, capsys):
     capsys.readouterr()
     assert main(["restore", "--task", "denoise", "--observed", str(noisy), "--noise-level", "0.3", "--denoiser", "tv",
                  "--iters", "2", "--out", str(tmp_path / "tv")]) == 0
+
+
+def test_a_result_that_does_not_fit_its_observation_says_so(files, tmp_path, capsys):
+    """restore.json's "fit": the normalised residual ||A x - y|| / (nu sqrt(m)) and the share of values beyond
+    [0, 1] by more than 3 nu; outside the trusted limits, one warning line on stderr (exit 0) and in the JSON."""
+    d, _, _ = files
+    base = ["restore", "--task", "deblur", "--observed", str(d / "blurred.png"), "--boundary", "periodic"]
+    logs = {}
+    for name, extra in (("right", ["--kernel", "gaussian:1.0", "--noise-level", "0.01"]),
+                        ("nu/10", ["--kernel", "gaussian:1.0", "--noise-level", "0.001"]),
+                        ("wide kernel", ["--kernel", "gaussian:2.0", "--noise-level", "0.01"])):
+        assert main([*base, *extra, "--out", str(tmp_path / name)]) == 0
+        err = capsys.readouterr().err
+        logs[name] = json.loads((tmp_path / name / "restore.json").read_text())
+        fit = logs[name]["fit"]
+        assert fit["observed_values"] == 48 * 48 and fit["residual_range"] == [0.5, 1.5]
+        if name == "right":
+            assert fit["trusted"] and "warning" not in logs[name] and err == ""
+        else:
+            assert not fit["trusted"] and err == f"inrd restore: warning: {logs[name]['warning']}\n"
+            assert logs[name]["warning"] == fit["warning"] and "does not fit the observation" in err
+    # measured: the right model r = 0.90 with no value out of range; nu / 10: r = 46.6 and 49 % out of range; the
+    # kernel twice too wide: r = 1.16 (inside the band: r misses it) but 13.9 % of the values out of range
+    assert 0.5 < logs["right"]["fit"]["residual"] < 1.5 and logs["right"]["fit"]["out_of_range"] <= 0.01
+    assert logs["nu/10"]["fit"]["residual"] > 1.5 and "times what nu = 0.001 predicts" in logs["nu/10"]["warning"]
+    assert logs["wide kernel"]["fit"]["out_of_range"] > 0.01

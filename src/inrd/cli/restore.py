@@ -4,6 +4,8 @@ RestoreOptions -> prepare_restore -> run_restore -> print)."""
 
 from __future__ import annotations
 
+import sys
+
 from ..choices import Algorithm, Boundary, Task, names_of
 
 #: the one line on the optional extra, shown by the help of restore and deblur
@@ -15,7 +17,8 @@ def register(sub) -> None:
         "restore",
         help="restore your own blurred / masked / low-resolution / noisy image (y = A v + w)",
         description="Restore an observation y = A v + w, w ~ N(0, nu^2). Writes, into the folder --out: "
-        "restored.png, observed.png, restore.json (every parameter, versions, seed, timing, per-iteration curves), "
+        "restored.png, observed.png, restore.json (every parameter, versions, seed, timing, per-iteration curves, and "
+        "'fit': whether the result fits the observation, with a warning on stderr when it does not), "
         "curves.png, and for sampling algorithms samples.png (the posterior samples), std.png (per-pixel std) with "
         "restored.png their mean. Default algorithm: hqs for every task (the best of docs/restoration.md's table). "
         f"The default denoiser, {FFDNET_NOTE}.",
@@ -68,4 +71,6 @@ def run(args) -> int:
     print(f"{log['task']} with {log['algorithm']} ({log['denoiser']}, nu={log['noise_level']:.4g} {how}) "
           f"in {log['seconds']:.1f} s{extra} -> {args.out}/restored.png")
     print(f"verdict: {log['verdict']} ({log['evidence'].get('reason', '')})")
+    if log.get("warning"):  # the result does not fit the observation: said on stderr, the run still succeeded
+        print(f"inrd restore: warning: {log['warning']}", file=sys.stderr)
     return 0

@@ -21,6 +21,7 @@ from ..metrics import psnr, ssim
 from .baselines import tikhonov_discrepancy, tikhonov_oracle
 from .blur import Blur, BlurDownsampling
 from .common import CircularPad, check_noise_level, default_sigma
+from .fit import check_fit
 from .inputs import check_kernel_sum, load_kernel, load_mask
 from .noise_level import DESCRIPTIONS, estimate_noise_level, estimator_for
 from .physics import Denoising, Inpainting, PeriodicBlur, observe
@@ -145,13 +146,18 @@ def prepare_restore(opts: RestoreOptions) -> PreparedRestore:
 
 
 def run_restore(run: PreparedRestore, out) -> dict:
-    """Restore ``run``'s observation into the run folder ``out``; returns what ``restore.json`` holds."""
+    """Restore ``run``'s observation into the run folder ``out``; returns what ``restore.json`` holds, with ``fit``
+    (:func:`~inrd.restoration.fit.check_fit`: does the result fit the observation?) and, when it does not, ``warning``."""
     plan, o = run.plan, run.plan.options
     with runs.start_run(out, plan.record()) as folder:
         t0 = time.perf_counter()
         res = restore(run.y, plan.operator, run.denoiser, plan.noise_level, plan.algorithm, task=o.task, x_true=run.truth,
                       **plan.algorithm_options)
         log = {**plan.record(), "seconds": time.perf_counter() - t0, **res.to_dict(), "versions": io.versions()}
+        fit = check_fit(plan.operator, res.x, run.y, plan.noise_level, view=_field_of_view(plan.operator, res.x))
+        log["fit"] = fit.record()
+        if not fit.trusted:
+            log["warning"] = fit.warning
         _write_restore_outputs(folder, run, res, log)
     return log
 
