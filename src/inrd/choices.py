@@ -13,7 +13,7 @@ from typing import Literal, Optional, Union, get_args
 import torch
 
 __all__ = [
-    "RhoName", "Rho", "Clip", "ScheduleName", "Schedule", "GridName", "Algorithm", "Task", "Boundary", "FastMode", "DtypeName",
+    "RhoName", "Rho", "Clip", "ScheduleName", "Schedule", "GridName", "Algorithm", "Task", "Boundary", "NoiseEstimator", "FastMode", "DtypeName",
     "choose", "maybe_choose", "parse_rho", "names_of",
 ]
 
@@ -37,6 +37,8 @@ Algorithm = Literal["pnp-pgd", "gs-pnp", "hqs", "inrd-posterior"]
 Task = Literal["deblur", "inpaint", "super-resolution", "denoise"]
 #: how a blur treats the image border (what lies outside the observed field of view)
 Boundary = Literal["valid", "reflect", "replicate", "periodic"]
+#: estimators of an observation's noise level nu (:mod:`inrd.restoration.noise_level`)
+NoiseEstimator = Literal["haar-mad", "wavelet", "pca"]
 #: reduced-precision fast paths of :mod:`inrd.fast`
 FastMode = Literal["auto", "bf16", "fp16", "fp32"]
 #: floating dtypes by name

@@ -9,6 +9,7 @@ from inrd import io
 from inrd import restoration as R
 from inrd.cli import main
 from inrd.metrics import psnr
+from inrd.restoration.noise_level import DESCRIPTIONS
 
 NU = 0.01
 
@@ -63,8 +64,9 @@ def test_restore_sampling_16bit_and_auto_noise(files, tmp_path):
     assert main(args) == 0
     log = json.loads((out / "restore.json").read_text())
     assert {"samples.png", "std.png", "restored.png"} <= {p.name for p in out.iterdir()}
-    assert log["noise_level_method"] == R.NOISE_ESTIMATOR
-    # 576 Haar blocks: the median's standard error is ~5 %, 3 of them 15 % (measured 0.01009)
+    assert log["noise_level_method"] == DESCRIPTIONS["wavelet"]  # the default estimator, scikit-image's
+    # 576 diagonal wavelet coefficients: the median's standard error is ~5 %, 3 of them 15 % (measured 0.00915;
+    # 0.0092-0.0103 over 6 noise seeds)
     assert log["noise_level"] == pytest.approx(NU, rel=0.15)
     assert log["params"]["samples"] == 2 and log["std_png_scale"] > 0 and log["observed_shape"] == [1, 1, 48, 48]
 
@@ -93,6 +95,7 @@ def test_restore_inpaint_and_super_resolution(files, tmp_path):
     (["--task", "inpaint", "--mask", "SMALLMASK"], "mask is 24x24 but the observation is 48x48"),
     (["--task", "inpaint"], "needs --mask"),
     (["--task", "denoise", "--kernel", "gaussian:1"], "--kernel does not apply"),
+    (["--task", "denoise", "--boundary", "valid"], "--boundary does not apply to --task denoise"),
     (["--task", "denoise", "--truth", "SMALLMASK"], "--truth is 24x24"),
     (["--task", "denoise", "--algorithm", "hqs", "--sigma-denoiser", "0.1"], "--sigma-denoiser is for"),
 ])
@@ -160,8 +163,9 @@ def test_output_paths_are_checked_before_any_work(files, tmp_path, capsys, monke
 @pytest.mark.parametrize("extra, message, absent", [
     (["--noise-level", "1e-300"], "--noise-level = 1e-300 is below 1.192e-07", "ZeroDivision"),
     (["--noise-level", "5"], "--noise-level = 5 exceeds 1: it is in [0, 1] image units", "sigma_min"),
-    (["--noise-level", "0.3"], "--noise-level 0.3 (given) is too high for hqs, at most 0.1922", "sigma_min"),
-    (["--noise-level", "0.5", "--algorithm", "inrd-posterior"], "too high for inrd-posterior, at most 0.4", "sigma_min"),
+    (["--noise-level", "0.3"], "--noise-level 0.3 (given) is above the range ffdnet was trained for, [0, 0.2941]", "sigma_min"),
+    (["--noise-level", "0.5", "--algorithm", "inrd-posterior"], "ffdnet was trained for, [0, 0.2941] ([0, 1] units), and "
+     "inrd-posterior", "sigma_min"),
     (["--device", "meta"], "device meta cannot run inrd", "Traceback"),
     (["--seed", "-1"], "--seed must be >= 0", "numpy"),
     (["--algorithm", "admm"], "--algorithm must be pnp-pgd, gs-pnp, hqs or inrd-posterior", "invalid choice"),
@@ -277,3 +281,51 @@ def test_one_run_per_folder(files, tmp_path, capsys):
     before = sorted(p.name for p in samples.iterdir())
     assert main([*argv, str(samples)]) == 2
     assert "holds another run's files" in _one_line_error(capsys) and sorted(p.name for p in samples.iterdir()) == before
+
+
+def test_every_noise_level_of_ffdnets_range_runs(files, tmp_path, capsys):
+    """nu = 0.2 (above HQS's usual first level 49/255, inside FFDNet's [0, 75/255]) runs, every level at nu; the
+    loaded denoiser's own range is checked too (tv has none: 0.3 runs)."""
+    d, x, _ = files
+    noisy = tmp_path / "noisy.png"
+    io.save_image(noisy, R.observe(x, R.Denoising(), 0.2, seed=3).clamp(0, 1))
+    out = tmp_path / "hi"
+    assert main(["restore", "--task", "denoise", "--observed", str(noisy), "--noise-level", "0.2", "--truth", str(d / "truth.png"),
+                 "--out", str(out)]) == 0
+    log = json.loads((out / "restore.json").read_text())
+    assert log["sigma"] == pytest.approx([0.2] * 8) and log["denoiser"] == "ffdnet"
+    # measured 25.77 dB against 15.16 dB observed (clipped noise of 0.2 on a 48x48 crop); half the gain asserted
+    assert log["psnr_restored"] > psnr(io.load_image(str(noisy)), x).item() + 5.0
+    from inrd.denoisers import load
+    from inrd.restoration.plan import KNOWN_SIGMA_RANGE
+
+    assert tuple(load("ffdnet", channels=1).sigma_range) == KNOWN_SIGMA_RANGE["ffdnet"]  # what is refused before loading
+    capsys.readouterr()
+    assert main(["restore", "--task", "denoise", "--observed", str(noisy), "--noise-level", "0.3", "--denoiser", "tv",
+                 "--iters", "2", "--out", str(tmp_path / "tv")]) == 0
+
+
+def test_a_result_that_does_not_fit_its_observation_says_so(files, tmp_path, capsys):
+    """restore.json's "fit": the normalised residual ||A x - y|| / (nu sqrt(m)) and the share of values beyond
+    [0, 1] by more than 3 nu; outside the trusted limits, one warning line on stderr (exit 0) and in the JSON."""
+    d, _, _ = files
+    base = ["restore", "--task", "deblur", "--observed", str(d / "blurred.png"), "--boundary", "periodic"]
+    logs = {}
+    for name, extra in (("right", ["--kernel", "gaussian:1.0", "--noise-level", "0.01"]),
+                        ("nu/10", ["--kernel", "gaussian:1.0", "--noise-level", "0.001"]),
+                        ("wide kernel", ["--kernel", "gaussian:2.0", "--noise-level", "0.01"])):
+        assert main([*base, *extra, "--out", str(tmp_path / name)]) == 0
+        err = capsys.readouterr().err
+        logs[name] = json.loads((tmp_path / name / "restore.json").read_text())
+        fit = logs[name]["fit"]
+        assert fit["observed_values"] == 48 * 48 and fit["residual_range"] == [0.5, 1.5]
+        if name == "right":
+            assert fit["trusted"] and "warning" not in logs[name] and err == ""
+        else:
+            assert not fit["trusted"] and err == f"inrd restore: warning: {logs[name]['warning']}\n"
+            assert logs[name]["warning"] == fit["warning"] and "does not fit the observation" in err
+    # measured: the right model r = 0.90 with no value out of range; nu / 10: r = 46.6 and 49 % out of range; the
+    # kernel twice too wide: r = 1.16 (inside the band: r misses it) but 13.9 % of the values out of range
+    assert 0.5 < logs["right"]["fit"]["residual"] < 1.5 and logs["right"]["fit"]["out_of_range"] <= 0.01
+    assert logs["nu/10"]["fit"]["residual"] > 1.5 and "times what nu = 0.001 predicts" in logs["nu/10"]["warning"]
+    assert logs["wide kernel"]["fit"]["out_of_range"] > 0.01

@@ -262,11 +262,32 @@ def test_hqs_errors():
     y = torch.rand(1, 1, 16, 16)
     op = R.PeriodicBlur(R.gaussian_kernel(1.0))
     with pytest.raises(ValueError, match="sigma_min = 0.5 exceeds sigma_max"):
-        R.hqs(y, op, _identity_denoiser, sigma_min=0.5, noise_level=NU)
+        R.hqs(y, op, _identity_denoiser, sigma_max=49 / 255, sigma_min=0.5, noise_level=NU)
     with pytest.raises(ValueError, match="lam"):
         R.hqs(y, op, _identity_denoiser, lam=0, noise_level=NU)
     with pytest.raises(TypeError, match="prox_l2"):
         R.hqs(y, type("NoProx", (), {"A": op.A, "A_adjoint": op.A_adjoint})(), _identity_denoiser, noise_level=NU)
+
+
+def test_hqs_takes_every_noise_level_of_the_denoisers_range():
+    """The first level is max(49/255, nu): for nu between 49/255 and the top of the trained range every level is nu;
+    above the range (75/255 for FFDNet) the run is refused naming it."""
+
+    class Ranged:
+        sigma_range = (0.0, 75 / 255)
+
+        def __call__(self, x, sigma):
+            return x
+
+    y = torch.rand(1, 1, 16, 16, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    low = R.hqs(y, R.Denoising(), Ranged(), iters=4, noise_level=NU)
+    assert low.sigma[0] == pytest.approx(49 / 255) and low.sigma[-1] == pytest.approx(NU)  # DPIR's levels, unchanged
+    res = R.hqs(y, R.Denoising(), Ranged(), iters=4, noise_level=0.25)
+    assert res.sigma == pytest.approx([0.25] * 4, rel=1e-12) and res.params["sigma_max"] == pytest.approx(0.25)
+    assert R.hqs(y, R.Denoising(), Ranged(), iters=2, noise_level=75 / 255).sigma == pytest.approx([75 / 255] * 2)
+    with pytest.raises(ValueError, match=r"noise_level = 0.3 is above the denoiser's trained range \[0, 0.2941\]: hqs"):
+        R.hqs(y, R.Denoising(), Ranged(), noise_level=0.3)
+    assert len(R.hqs(y, R.Denoising(), _identity_denoiser, iters=2, noise_level=0.5).sigma) == 2  # no range: no limit
 
 
 @pytest.mark.parametrize("name", sorted(CROPS))

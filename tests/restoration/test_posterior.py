@@ -105,3 +105,21 @@ def test_posterior_is_the_inrd_loop_with_a_data_consistent_denoiser():
         V = (1 - float(plan.rhos[t])) * U + float(plan.rhos[t]) * X
     assert torch.allclose(res.samples, V, rtol=0, atol=1e-12)
     assert torch.equal(res.samples, sample(R.DataConsistent(D, op, Y, NU, 1.0), plan, init=op.init(y).repeat(2, 1, 1, 1), seed=4))
+
+
+def test_the_first_level_is_at_least_nu_and_the_trained_range_bounds_nu():
+    """sigma_T = max(POSTERIOR_SIGMA_MAX, nu): the start physics.init(y) carries noise nu; a nu above the top of the
+    denoiser's trained range is refused naming it."""
+
+    class Ranged:
+        sigma_range = (0.0, 75 / 255)
+
+        def __call__(self, x, sigma):
+            return x
+
+    y = torch.rand(1, 1, 16, 16, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    assert R.inrd_posterior(y, R.Denoising(), Ranged(), samples=1, steps=3, noise_level=NU).params["sigma_max"] == R.POSTERIOR_SIGMA_MAX
+    res = R.inrd_posterior(y, R.Denoising(), Ranged(), samples=1, steps=3, noise_level=0.25)
+    assert res.params["sigma_max"] == 0.25 and res.params["sigma_min"] == 0.125 and max(res.sigma) == pytest.approx(0.25)
+    with pytest.raises(ValueError, match=r"above the denoiser's trained range \[0, 0.2941\]: inrd-posterior"):
+        R.inrd_posterior(y, R.Denoising(), Ranged(), noise_level=0.3)

@@ -3,6 +3,8 @@ import torch
 
 from inrd import restoration as R
 from inrd.denoisers import StationaryGaussianDenoiser
+from inrd.metrics import psnr
+from inrd.restoration.blur import Blur
 
 NU = 0.01
 
@@ -23,6 +25,10 @@ def test_restore_dispatches_with_documented_defaults():
     assert R.restore(y, blur, D, NU, "gs-pnp", pad=0).params["iters"] == 30
     assert R.restore(y, blur, lambda u, s: u, NU, "hqs").params["pad"] == 16  # periodic: padded by default
     assert R.restore(y, R.Denoising(), D, NU, "hqs").params["pad"] == 0  # not periodic: no padding
+    k = R.gaussian_kernel(1.0)
+    assert R.restore(y, Blur(k, "periodic"), lambda u, s: u, NU, "hqs").params["pad"] == 16
+    for boundary in ("valid", "reflect", "replicate"):  # no wrap-around assumed: no circular padding
+        assert R.restore(y, Blur(k, boundary), lambda u, s: u, NU, "hqs", iters=1).params["pad"] == 0
     default = R.restore(y, R.Denoising(), D, NU)
     assert default.params["algorithm"] == R.DEFAULT_ALGORITHM["denoise"].replace("-", "_")
     assert set(R.DEFAULT_ALGORITHM) == {"deblur", "inpaint", "super-resolution", "denoise"}
@@ -87,3 +93,20 @@ def test_restore_records_one_spelling_of_the_algorithm():
         options = {"samples": 1, "steps": 2} if "posterior" in given else {"iters": 2}
         res = R.restore(y, R.Denoising(), lambda u, s: u, NU, given, **options)
         assert res.params["algorithm"] in R.ALGORITHMS and res.params["algorithm"] == given.lower().replace("_", "-")
+
+
+def test_a_truth_of_the_field_of_view_scores_the_crop():
+    """Blur(boundary="valid") restores the scene plus the kernel's margin; a truth of the observation's size is
+    compared with the crop, for the PSNR curve and for each posterior sample."""
+    g = torch.Generator().manual_seed(1)
+    op = Blur(R.gaussian_kernel(1.0), "valid")
+    scene = torch.rand(1, 1, 22, 22, generator=g, dtype=torch.float64)
+    y, truth = op.A(scene), op.crop(scene)
+    seen = []
+    res = R.restore(y, op, lambda u, s: u, NU, "hqs", x_true=truth, iters=3, callback=lambda n, v: seen.append(n))
+    assert res.x.shape[-2:] == (22, 22) and seen == [1, 2, 3] and len(res.psnr) == 3  # the user's callback still runs
+    assert res.psnr[-1] == pytest.approx(float(psnr(op.crop(res.x), truth)[0]), abs=1e-12)
+    post = R.restore(y, op, lambda u, s: u, NU, "inrd-posterior", x_true=truth, steps=2, samples=2)
+    assert len(post.psnr) == 2 and len(post.params["psnr_per_sample"]) == 2
+    with pytest.raises(ValueError, match="field of view of the estimate is"):
+        R.restore(y, op, lambda u, s: u, NU, "hqs", x_true=truth[..., 1:, :], iters=1)

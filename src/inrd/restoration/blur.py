@@ -127,7 +127,7 @@ class Blur:
         self._index: dict = {}
 
     def __repr__(self) -> str:
-        return f"Blur(kernel {tuple(self.kernel.shape)}, boundary={self.boundary!r})"
+        return f"Blur(boundary={self.boundary!r}, kernel {tuple(self.kernel.shape)}, sum {self.kernel.sum().item():.4g})"
 
     # ----- shapes -----
 

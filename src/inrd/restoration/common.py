@@ -135,6 +135,15 @@ def fidelity(physics, v, y, nu):
     return Av, float((Av - y).double().pow(2).sum()) / (2 * nu**2)
 
 
+def check_trained_range(nu: float, denoiser, algorithm: str) -> None:
+    """Refuse a noise level above the top of the denoiser's trained range (``sigma_range[1]``) for an algorithm
+    whose denoiser levels go down to nu (HQS, the posterior sampler): its last levels would leave the range."""
+    rng = getattr(denoiser, "sigma_range", None)
+    if rng is not None and nu > float(rng[1]) * (1 + 1e-6):
+        raise ValueError(f"noise_level = {nu:.4g} is above the denoiser's trained range [{float(rng[0]):.4g}, {float(rng[1]):.4g}]: "
+                         f"{algorithm} runs it at levels down to nu; use a denoiser trained for stronger noise.")
+
+
 def sigma_check(sigma, denoiser) -> float:
     s = positive("sigma_denoiser", sigma)
     rng = getattr(denoiser, "sigma_range", None)
@@ -153,5 +162,7 @@ def record(res, v_new, v_prev_norm, fid, x_true) -> None:
 
 
 def is_periodic(physics) -> bool:
-    """True for operators that assume a periodic image (a CNN denoiser then wants :class:`CircularPad`)."""
-    return isinstance(physics, PeriodicBlur)
+    """True for operators that assume a periodic image (a CNN denoiser then wants :class:`CircularPad`):
+    :class:`PeriodicBlur` and its subclasses, and a :class:`~inrd.restoration.blur.Blur` of boundary
+    ``"periodic"``. The other boundary models assume no wrap-around, so their denoiser input is not padded."""
+    return isinstance(physics, PeriodicBlur) or getattr(physics, "boundary", None) == "periodic"

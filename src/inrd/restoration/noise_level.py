@@ -20,18 +20,16 @@ noisy and JPEG-compressed photographs (``benchmarks/noise_level.py``; errors in 
 
 from __future__ import annotations
 
-from typing import Callable, Literal, Optional
+from typing import Callable, Optional
 
 import torch
 
-from ..choices import choose
+from ..choices import NoiseEstimator, choose
 from ..validate import check_image
 from .physics import NOISE_ESTIMATOR, estimate_noise
 
 __all__ = ["NoiseEstimator", "ESTIMATORS", "DESCRIPTIONS", "DEFAULT_ESTIMATOR", "estimator_for", "estimate_noise_level", "haar_mad",
            "wavelet_mad", "pca_patches", "PATCH", "MAX_PATCHES"]
-
-NoiseEstimator = Literal["haar-mad", "wavelet", "pca"]
 
 #: patch side of :func:`pca_patches` (Chen et al. use 7-8) and the most patches it takes: every patch
 #: (stride 1) up to that number, then a growing stride so that the covariance stays cheap (d = C p^2 = 192

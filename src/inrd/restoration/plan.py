@@ -16,18 +16,21 @@ from dataclasses import dataclass, field
 from typing import Optional, Union
 
 from .. import memory
-from ..choices import Algorithm, Task, choose
+from ..choices import Algorithm, Boundary, Task, choose
 from ..validate import check_device, check_index
 from .common import check_noise_level
-from .pnp import HQS_SIGMA_MAX
-from .posterior import POSTERIOR_SIGMA_MAX
 from .restore import DEFAULT_ALGORITHM, DEFAULT_PAD, FIXED_LEVEL, SAMPLING
 
 __all__ = ["RestoreOptions", "DeblurOptions", "RestorationPlan", "DeblurPlan", "image_header", "check_restore_memory",
-           "NETWORK_BYTES_PER_PIXEL", "KERNEL_TASKS", "check_upper_level"]
+           "NETWORK_BYTES_PER_PIXEL", "KERNEL_TASKS", "DEFAULT_BOUNDARY", "KNOWN_SIGMA_RANGE", "LEVELS_TO_NU", "check_upper_level"]
 
 #: tasks whose operator has a blur kernel
 KERNEL_TASKS: tuple[Task, ...] = ("deblur", "super-resolution")
+
+#: the boundary model of their blur by default: the unknown boundary of a photograph, blurred as part of a
+#: larger scene (on photographs blurred before cropping: 30.52 dB against 19.22 for "periodic",
+#: docs/real_photographs.md)
+DEFAULT_BOUNDARY: Boundary = "valid"
 
 #: peak memory of one denoiser call per pixel of its input and per image (bytes, float32), by channel count,
 #: for the shipped networks, known before they are loaded: 90 % of the peak resident memory measured for one
@@ -78,13 +81,28 @@ def _noise_level(value) -> Union[float, str]:
     return check_noise_level(value, "--noise-level")
 
 
-def check_upper_level(nu: float, algorithm: Algorithm, how: str) -> None:
-    """A noise level the algorithm's decreasing levels cannot reach below: refused naming ``--noise-level``."""
-    top = {"hqs": HQS_SIGMA_MAX, "inrd-posterior": 2 * POSTERIOR_SIGMA_MAX}.get(algorithm)
-    if top is not None and nu > top:
-        raise ValueError(f"--noise-level {nu:.4g} ({how}) is too high for {algorithm}, at most {top:.4g}: its denoiser "
-                         f"levels decrease from a fixed first level down to the noise level; use --algorithm pnp-pgd or "
-                         f"gs-pnp, or check the level ([0, 1] units: an 8-bit level divided by 255).")
+#: the trained range of the shipped networks by registry name ([0, 1] units), known before they are loaded
+#: (the loaded network's ``sigma_range``, checked again once it is loaded)
+KNOWN_SIGMA_RANGE = {"ffdnet": (0.0, 75 / 255)}
+
+#: algorithms that run the denoiser at levels down to nu (HQS from max(49/255, nu), the posterior sampler from
+#: max(POSTERIOR_SIGMA_MAX, nu)): nu must be inside the denoiser's trained range
+LEVELS_TO_NU: tuple[Algorithm, ...] = ("hqs", "inrd-posterior")
+
+
+def check_upper_level(nu: float, algorithm: Algorithm, how: str, denoiser: str, sigma_range=None) -> None:
+    """A noise level above the trained range ``sigma_range`` of ``denoiser`` (a registry name; None: its
+    :data:`KNOWN_SIGMA_RANGE`, else unknown and nothing refused), for an algorithm of :data:`LEVELS_TO_NU`:
+    refused naming ``--noise-level`` and the range."""
+    sigma_range = KNOWN_SIGMA_RANGE.get(str(denoiser).lower()) if sigma_range is None else sigma_range
+    if algorithm not in LEVELS_TO_NU or sigma_range is None:
+        return
+    lo, hi = float(sigma_range[0]), float(sigma_range[1])
+    if nu > hi * (1 + 1e-6):
+        raise ValueError(f"--noise-level {nu:.4g} ({how}) is above the range {denoiser} was trained for, [{lo:.4g}, {hi:.4g}] "
+                         f"([0, 1] units), and {algorithm} runs it at levels down to nu; use --algorithm pnp-pgd or gs-pnp "
+                         f"(their level is capped at the range's top), another --denoiser, or check the level (an 8-bit level "
+                         f"divided by 255).")
 
 
 @dataclass(frozen=True)
@@ -110,6 +128,7 @@ class RestoreOptions:
     sigma_denoiser: Optional[float] = None
     seed: int = 0
     device: str = "cpu"
+    boundary: Optional[Boundary] = None  # deblur / super-resolution; None: DEFAULT_BOUNDARY
 
     def __post_init__(self):
         task = choose(self.task, Task, "--task")
@@ -133,15 +152,27 @@ class RestoreOptions:
             raise ValueError(f"--mask does not apply to --task {task}.")
         if self.kernel and task not in KERNEL_TASKS:
             raise ValueError(f"--kernel does not apply to --task {task}.")
+        if self.boundary is not None:
+            if task not in KERNEL_TASKS:
+                raise ValueError(f"--boundary does not apply to --task {task} (it has no blur); drop it.")
+            set_("boundary", choose(self.boundary, Boundary, "--boundary"))
         if self.sigma_denoiser is not None and self.chosen_algorithm not in FIXED_LEVEL:
             raise ValueError("--sigma-denoiser is for pnp-pgd and gs-pnp (the other algorithms vary the level).")
         if isinstance(self.noise_level, float):
-            check_upper_level(self.noise_level, self.chosen_algorithm, "given")
+            check_upper_level(self.noise_level, self.chosen_algorithm, "given", self.denoiser)
 
     @property
     def chosen_algorithm(self) -> Algorithm:
         """``algorithm``, or the task's default (:data:`~inrd.restoration.DEFAULT_ALGORITHM`)."""
         return self.algorithm or DEFAULT_ALGORITHM[self.task]
+
+    @property
+    def chosen_boundary(self) -> Optional[Boundary]:
+        """The blur's boundary model: ``boundary``, or :data:`DEFAULT_BOUNDARY` for deblurring and
+        super-resolution; None for the tasks without a blur."""
+        if self.task not in KERNEL_TASKS:
+            return None
+        return self.boundary or DEFAULT_BOUNDARY
 
     @property
     def kernel_spec(self) -> Optional[str]:
@@ -208,7 +239,7 @@ class RestorationPlan:
     options: RestoreOptions
     operator: object  # an inrd.restoration.physics operator
     noise_level: float
-    noise_level_method: str  # "given", or inrd.restoration.NOISE_ESTIMATOR
+    noise_level_method: str  # "given", or the estimator's noise_level.DESCRIPTIONS entry
     channels: int
     observed_shape: tuple
     algorithm_options: dict = field(default_factory=dict)
@@ -222,7 +253,7 @@ class RestorationPlan:
         o = self.options
         return {"task": o.task, "observed": o.observed, "observed_shape": list(self.observed_shape),
                 "noise_level": self.noise_level, "noise_level_method": self.noise_level_method, "operator": repr(self.operator),
-                "kernel": o.kernel_spec, "factor": o.factor, "mask": o.mask, "normalize_kernel": o.normalize_kernel,
+                "kernel": o.kernel_spec, "boundary": o.chosen_boundary, "factor": o.factor, "mask": o.mask, "normalize_kernel": o.normalize_kernel,
                 "algorithm": self.algorithm, "denoiser": o.denoiser, "weights": o.weights, "channels": self.channels,
                 "seed": o.seed, "device": o.device}
 
@@ -265,12 +296,14 @@ def image_header(spec: str) -> Optional[tuple[int, int, int]]:
 
 
 def check_restore_memory(denoiser: str, channels: int, height: int, width: int, images: int, fix: str, device: str,
-                         sampling: bool = False, pad: int = 0) -> None:
+                         sampling: bool = False, pad: int = 0, blur: bool = False) -> None:
     """Refuse in one line a restoration of ``images`` images of ``channels x height x width`` (the restored size)
     whose memory estimate exceeds what is available: :data:`_BUFFERS` float64 image buffers per image and
-    channel plus, for a shipped network on the CPU, :data:`NETWORK_BYTES_PER_PIXEL` per pixel of its input
-    (the image circularly padded by ``pad`` on each side) and image."""
-    buffers = _BUFFERS["sampling" if sampling else "periodic" if pad else "other"]
+    channel (a ``blur`` of another boundary counts as the periodic operators: its conjugate gradient holds
+    x, r, p, M p, b and z, six image-sized buffers, beside the FFTs) plus, for a shipped network on the CPU,
+    :data:`NETWORK_BYTES_PER_PIXEL` per pixel of its input (the image circularly padded by ``pad`` on each side)
+    and image."""
+    buffers = _BUFFERS["sampling" if sampling else "periodic" if pad or blur else "other"]
     need = buffers * 8 * channels * height * width * images
     if str(device).startswith("cpu"):  # on a GPU the network's memory is the GPU's
         per_pixel = NETWORK_BYTES_PER_PIXEL.get(str(denoiser).lower(), {}).get(channels, 0)

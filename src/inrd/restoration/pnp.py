@@ -27,7 +27,7 @@ from typing import Callable, Optional
 
 import torch
 
-from .common import fidelity, positive, record, setup, sigma_check
+from .common import check_trained_range, fidelity, positive, record, setup, sigma_check
 from .physics import operator_norm
 from .result import PnPResult, diagnose
 
@@ -186,7 +186,7 @@ HQS_SIGMA_MAX = 49.0 / 255.0
 HQS_LAM = 0.23
 
 
-def hqs(y: torch.Tensor, physics, denoiser: Callable, iters: int = 8, sigma_max: float = HQS_SIGMA_MAX,
+def hqs(y: torch.Tensor, physics, denoiser: Callable, iters: int = 8, sigma_max: Optional[float] = None,
         sigma_min: Optional[float] = None, lam: float = HQS_LAM, init: Optional[torch.Tensor] = None,
         x_true: Optional[torch.Tensor] = None, noise_level: float = 0.01, callback: Optional[Callable] = None,
         **diagnose_options) -> PnPResult:
@@ -196,17 +196,20 @@ def hqs(y: torch.Tensor, physics, denoiser: Callable, iters: int = 8, sigma_max:
             = prox_l2(v_{k-1}, y, sigma_k^2 / (lam nu^2)),
         v_k = D_{sigma_k}(z_k),        k = 1..iters,
 
-    with ``sigma_k`` geometric from ``sigma_max`` (49/255) to ``sigma_min`` (default nu, raised to the
-    smallest level the denoiser was trained for, floored at 0.001): the prior's weight ``lam / sigma_k^2`` grows as the denoiser's level falls, so the last
-    steps trust the data. The defaults are deepinv's ``DPIR`` (8 levels, lam = 0.23; deepinv also
+    with ``sigma_k`` geometric from ``sigma_max`` (default ``max(49/255, sigma_min)``: for nu above 49/255
+    every level is nu) to ``sigma_min`` (default nu, raised to the smallest level the denoiser was trained
+    for, floored at 0.001): the prior's weight ``lam / sigma_k^2`` grows as the denoiser's level falls, so
+    the last steps trust the data. A noise level above the top of the denoiser's trained range
+    (``sigma_range[1]``, 75/255 for FFDNet) is refused: the last levels would leave it. The defaults are deepinv's ``DPIR`` (8 levels, lam = 0.23; deepinv also
     floors nu at 0.01 in the weight); :func:`~inrd.restoration.restore` uses per-task values
     (``HQS_TASK_OPTIONS``). The residual is only reported: the scheme stops after ``iters`` by design.
     """
     t0 = time.perf_counter()
     v, nu = setup(y, physics, iters, noise_level, init, x_true, prox=True)
-    s_hi = positive("sigma_max", sigma_max)
+    check_trained_range(nu, denoiser, "hqs")
     trained_lo = float((getattr(denoiser, "sigma_range", None) or (0.0,))[0])  # e.g. sigma_1 of a DDPM network
     s_lo = max(positive("sigma_min", sigma_min if sigma_min is not None else max(nu, trained_lo)), 1e-3)
+    s_hi = max(HQS_SIGMA_MAX, s_lo) if sigma_max is None else positive("sigma_max", sigma_max)
     lam = positive("lam", lam)
     if s_lo > s_hi and sigma_min is None:  # the last level defaults to nu: the noise is above the first level
         raise ValueError(f"noise_level = {nu:g} is above HQS's first denoiser level sigma_max = {s_hi:g}; the levels "

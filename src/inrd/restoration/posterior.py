@@ -30,13 +30,14 @@ from .. import relaxations, schedules
 from ..choices import Rho
 from ..metrics import psnr as _psnr
 from ..sampler import SamplingDiverged, Step, sample
-from .common import fidelity, positive, setup
+from .common import check_trained_range, fidelity, positive, setup
 from .result import PnPResult, diagnose
 
 __all__ = ["inrd_posterior", "DataConsistent", "POSTERIOR_SIGMA_MAX"]
 
-#: first level of the default schedule ([0, 1] units): the largest FFDNet was trained for is 75/255 ~ 0.29;
-#: a start above the error of physics.init(y) but inside every shipped denoiser's range
+#: first level of the default schedule ([0, 1] units) for nu up to it (above, the first level is nu): the
+#: largest FFDNet was trained for is 75/255 ~ 0.29; a start above the error of physics.init(y) but inside
+#: every shipped denoiser's range
 POSTERIOR_SIGMA_MAX = 0.2
 
 
@@ -53,7 +54,7 @@ class DataConsistent:
 
 
 def inrd_posterior(y: torch.Tensor, physics, denoiser: Callable, samples: int = 3, steps: int = 30,
-                   sigma_max: float = POSTERIOR_SIGMA_MAX, sigma_min: Optional[float] = None,
+                   sigma_max: Optional[float] = None, sigma_min: Optional[float] = None,
                    rho: Rho = "ind", lam: float = 1.0, seed: int = 0,
                    init: Optional[torch.Tensor] = None, x_true: Optional[torch.Tensor] = None,
                    noise_level: float = 0.01, callback: Optional[Callable] = None, **diagnose_options) -> PnPResult:
@@ -64,7 +65,9 @@ def inrd_posterior(y: torch.Tensor, physics, denoiser: Callable, samples: int = 
         denoiser: ``D(x, sigma)``, any (an MMSE denoiser makes X_t the posterior mean of the prior).
         samples: S samples per observation (drawn as one batch of B * S).
         steps: T; the levels are ``schedules.geometric(T, sigma_min, sigma_max)`` with sigma_0 = 0.
-        sigma_max: sigma_T; V_T is ``init`` (default ``physics.init(y)``) and gamma_T = sigma_T.
+        sigma_max: sigma_T, default ``max(POSTERIOR_SIGMA_MAX, nu)`` (the start's noise is at least nu:
+            physics.init(y) carries the observation's); V_T is ``init`` (default ``physics.init(y)``) and
+            gamma_T = sigma_T. A nu above the top of the denoiser's trained range is refused.
         sigma_min: sigma_1, default nu / 2 (raised to the smallest level the denoiser was trained for).
         rho: relaxation (:data:`inrd.choices.Rho`): "ind" (rho = 1, the default: when V_T = physics.init(y) +
             sigma_T Z, the init's error is not Gaussian noise of level sigma_T, the denoiser leaves it and a
@@ -82,7 +85,8 @@ def inrd_posterior(y: torch.Tensor, physics, denoiser: Callable, samples: int = 
     if not isinstance(samples, int) or samples < 1:
         raise ValueError(f"samples must be an integer >= 1, got {samples!r}.")
     lam = positive("lam", lam)
-    s_hi = positive("sigma_max", sigma_max)
+    check_trained_range(nu, denoiser, "inrd-posterior")
+    s_hi = max(POSTERIOR_SIGMA_MAX, nu) if sigma_max is None else positive("sigma_max", sigma_max)
     trained_lo = float((getattr(denoiser, "sigma_range", None) or (0.0,))[0])  # e.g. sigma_1 of a DDPM network
     s_lo = positive("sigma_min", sigma_min if sigma_min is not None else max(nu / 2, trained_lo))
     if s_lo >= s_hi:

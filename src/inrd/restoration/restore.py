@@ -4,8 +4,9 @@
 
 ``algorithm`` is one of :data:`ALGORITHMS` (``None``: the task's default, :data:`DEFAULT_ALGORITHM`,
 the best of ``inrd reproduce restore-table``, docs/restoration.md). Options not given take each
-algorithm's documented default; a periodic operator (blur, super-resolution) gets the denoiser on
-circularly padded input (:class:`CircularPad`, 16 pixels) unless ``pad=0``.
+algorithm's documented default; a periodic operator (``PeriodicBlur``, ``Downsampling``, a ``Blur`` of
+boundary ``"periodic"``) gets the denoiser on circularly padded input (:class:`CircularPad`, 16 pixels)
+unless ``pad=0``; the other boundary models get none (they assume no wrap-around).
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ from typing import Callable, Optional
 import torch
 
 from ..choices import Algorithm, Task, choose, maybe_choose, names_of
+from ..metrics import psnr as _psnr
 from .common import CircularPad, check_noise_level, default_sigma, is_periodic
 from .pnp import gs_pnp, hqs, pnp_pgd
 from .posterior import inrd_posterior
-from .result import PnPResult
+from .result import PnPResult, _psnr_evidence
 
 __all__ = ["restore", "Algorithm", "ALGORITHMS", "DEFAULT_ALGORITHM", "HQS_TASK_OPTIONS", "SAMPLING", "FIXED_LEVEL",
            "DEFAULT_PAD", "denoiser_channels", "algorithm_options"]
@@ -70,7 +72,12 @@ def restore(y: torch.Tensor, physics, denoiser: Callable, noise_level: float, al
             **options) -> PnPResult:
     """Restore ``y = A v + w`` with ``algorithm`` (default: the best for ``task``, else for
     ``physics.task``). ``options`` go to the algorithm (e.g. ``iters``, ``sigma_denoiser``,
-    ``samples``); fixed-level schemes default to :func:`default_sigma`, HQS to :data:`HQS_TASK_OPTIONS`."""
+    ``samples``); fixed-level schemes default to :func:`default_sigma`, HQS to :data:`HQS_TASK_OPTIONS`.
+
+    ``physics`` is any operator (:mod:`inrd.restoration.physics`, :class:`~inrd.restoration.blur.Blur`,
+    a deepinv ``LinearPhysics``). For ``Blur(boundary="valid")`` the estimate ``res.x`` is the scene plus
+    the kernel's margin; ``physics.crop(res.x)`` is the observation's field of view, and ``x_true`` may be
+    given for that field of view (the PSNR curve is then taken on the crop)."""
     task = choose(task or getattr(physics, "task", "deblur"), Task, "task")
     name = maybe_choose(algorithm or DEFAULT_ALGORITHM[task], Algorithm)
     if name is None:
@@ -79,9 +86,42 @@ def restore(y: torch.Tensor, physics, denoiser: Callable, noise_level: float, al
     pad = (DEFAULT_PAD if is_periodic(physics) else 0) if pad is None else pad
     D = CircularPad(denoiser, pad) if pad else denoiser
     kwargs = algorithm_options(name, task, denoiser, nu, options)
+    truth, curve = _field_of_view_truth(y, physics, x_true, kwargs)
+    if truth is not None:
+        x_true = None  # the algorithm's iterates are larger than the truth: the PSNR curve is taken on their crop
     if name in FIXED_LEVEL:
         res = _FUNCS[name](y, physics, D, kwargs.pop("sigma_denoiser"), noise_level=nu, x_true=x_true, **kwargs)
     else:
         res = _FUNCS[name](y, physics, D, noise_level=nu, x_true=x_true, **kwargs)
+    if truth is not None:
+        res.psnr = curve
+        if curve:
+            res.evidence.update(_psnr_evidence(curve))
+        if res.samples is not None:
+            S = res.samples.shape[0] // truth.shape[0]
+            res.params["psnr_per_sample"] = [float(p) for p in _psnr(physics.crop(res.samples), truth.repeat_interleave(S, dim=0))]
     res.params.update(algorithm=name, pad=pad, task=task)  # one spelling, whatever the function records
     return res
+
+
+def _field_of_view_truth(y, physics, x_true, kwargs) -> tuple[Optional[torch.Tensor], list]:
+    """For an operator whose unknown x is larger than the observed field of view (``Blur(boundary="valid")``:
+    the scene plus the kernel's margin) and a truth of that field of view: ``(truth, curve)``, ``curve`` the
+    PSNR of ``physics.crop(v_n)`` filled by a callback put into ``kwargs`` (it calls the user's one too).
+    ``(None, [])`` when the truth has the iterates' shape (the algorithms then compare it themselves)."""
+    if x_true is None or not hasattr(physics, "crop") or not hasattr(physics, "image_shape"):
+        return None, []
+    if tuple(x_true.shape[-2:]) == tuple(physics.image_shape(y.shape)[-2:]):
+        return None, []
+    view = tuple(physics.crop(physics.init(y)).shape)
+    if tuple(x_true.shape[1:]) != view[1:]:
+        raise ValueError(f"x_true has shape {tuple(x_true.shape)} but the field of view of the estimate is {view}.")
+    curve, user = [], kwargs.pop("callback", None)
+
+    def callback(n, v):
+        curve.append(float(_psnr(physics.crop(v), x_true).mean()))
+        if user is not None:
+            user(n, v)
+
+    kwargs["callback"] = callback
+    return x_true, curve

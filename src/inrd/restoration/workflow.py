@@ -19,9 +19,12 @@ import torch
 from .. import io, runs
 from ..metrics import psnr, ssim
 from .baselines import tikhonov_discrepancy, tikhonov_oracle
+from .blur import Blur, BlurDownsampling
 from .common import CircularPad, check_noise_level, default_sigma
+from .fit import check_fit
 from .inputs import check_kernel_sum, load_kernel, load_mask
-from .physics import NOISE_ESTIMATOR, Denoising, Downsampling, Inpainting, PeriodicBlur, estimate_noise, observe
+from .noise_level import DESCRIPTIONS, estimate_noise_level, estimator_for
+from .physics import Denoising, Inpainting, PeriodicBlur, observe
 from .plan import KERNEL_TASKS, DeblurOptions, DeblurPlan, RestorationPlan, RestoreOptions, check_restore_memory, check_upper_level, image_header
 from .plots import plot_diagnostics
 from .pnp import gs_pnp, pnp_pgd
@@ -78,24 +81,26 @@ def _operator(opts: RestoreOptions, h: int, w: int):
     if opts.task == "inpaint":
         return Inpainting(load_mask(opts.mask, shape=(h, w)))
     if opts.task == "deblur":
-        return PeriodicBlur(check_kernel_sum(load_kernel(opts.kernel, max_size=(h, w)), opts.normalize_kernel))
+        return Blur(check_kernel_sum(load_kernel(opts.kernel, max_size=(h, w)), opts.normalize_kernel), opts.chosen_boundary)
     if opts.task == "super-resolution":
         f = opts.factor
         k = check_kernel_sum(load_kernel(opts.kernel_spec, max_size=(h * f, w * f)), opts.normalize_kernel)
-        return Downsampling(k, f)
+        return BlurDownsampling(k, f, opts.chosen_boundary)
     return Denoising()
 
 
 def _noise_level(opts: RestoreOptions, y: torch.Tensor, op) -> tuple[float, str]:
-    """``(nu, how it was obtained)``: the given level, or the estimate of :func:`estimate_noise`."""
+    """``(nu, how it was obtained)``: the given level, or the estimate of :func:`estimate_noise_level` (its
+    default estimator; with an inpainting mask the one that takes a mask), described by its ``DESCRIPTIONS``."""
     if opts.noise_level != "auto":
         return float(opts.noise_level), "given"
-    nu = estimate_noise(y, op.mask if isinstance(op, Inpainting) else None)
+    mask = op.mask if isinstance(op, Inpainting) else None
+    nu = estimate_noise_level(y, mask)
     if not nu > 0:
         raise ValueError("the estimated noise level is 0 (a noiseless or quantised image?); give --noise-level NU > 0.")
     check_noise_level(nu, "the estimated noise level (give --noise-level NU instead)")
-    check_upper_level(nu, opts.chosen_algorithm, "estimated")
-    return nu, NOISE_ESTIMATOR
+    check_upper_level(nu, opts.chosen_algorithm, "estimated", opts.denoiser)
+    return nu, DESCRIPTIONS[estimator_for(mask)]
 
 
 def _truth(opts: RestoreOptions, observed_channels: int, want: tuple[int, int]) -> Optional[torch.Tensor]:
@@ -120,9 +125,9 @@ def prepare_restore(opts: RestoreOptions) -> PreparedRestore:
         c, h, w = header
         images = opts.samples if opts.chosen_algorithm in SAMPLING else 1
         fix = "lower --samples or restore a smaller image" if images > 1 else "restore a smaller image (or crop it)"
-        pad = DEFAULT_PAD if opts.task in KERNEL_TASKS else 0  # restore() pads the periodic operators' denoiser
+        pad = DEFAULT_PAD if opts.chosen_boundary == "periodic" else 0  # restore() pads the periodic operators' denoiser
         check_restore_memory(opts.denoiser, c, h * factor, w * factor, images, fix, opts.device,
-                             opts.chosen_algorithm in SAMPLING, pad)
+                             opts.chosen_algorithm in SAMPLING, pad, blur=opts.task in KERNEL_TASKS)
     y = io.load_image(opts.observed)
     h, w = y.shape[-2:]
     op = _operator(opts, h, w)
@@ -130,6 +135,8 @@ def prepare_restore(opts: RestoreOptions) -> PreparedRestore:
     nu, method = _noise_level(opts, y, op)
     truth = _truth(opts, y.shape[1], (h * factor, w * factor))
     D, channels = denoiser_for_channels(opts.denoiser, y.shape[1], opts.weights, opts.device)
+    check_upper_level(nu, opts.chosen_algorithm, method if method == "given" else "estimated", opts.denoiser,
+                      getattr(D, "sigma_range", None))  # the loaded denoiser's own range
     _check_kernel_channels(op, channels)
     if channels != y.shape[1]:
         y = io.load_image(opts.observed, channels=channels)
@@ -139,29 +146,42 @@ def prepare_restore(opts: RestoreOptions) -> PreparedRestore:
 
 
 def run_restore(run: PreparedRestore, out) -> dict:
-    """Restore ``run``'s observation into the run folder ``out``; returns what ``restore.json`` holds."""
+    """Restore ``run``'s observation into the run folder ``out``; returns what ``restore.json`` holds, with ``fit``
+    (:func:`~inrd.restoration.fit.check_fit`: does the result fit the observation?) and, when it does not, ``warning``."""
     plan, o = run.plan, run.plan.options
     with runs.start_run(out, plan.record()) as folder:
         t0 = time.perf_counter()
         res = restore(run.y, plan.operator, run.denoiser, plan.noise_level, plan.algorithm, task=o.task, x_true=run.truth,
                       **plan.algorithm_options)
         log = {**plan.record(), "seconds": time.perf_counter() - t0, **res.to_dict(), "versions": io.versions()}
+        fit = check_fit(plan.operator, res.x, run.y, plan.noise_level, view=_field_of_view(plan.operator, res.x))
+        log["fit"] = fit.record()
+        if not fit.trusted:
+            log["warning"] = fit.warning
         _write_restore_outputs(folder, run, res, log)
     return log
 
 
+def _field_of_view(op, x: torch.Tensor) -> torch.Tensor:
+    """x cut to the observation's field of view (a ``valid`` blur restores the kernel's margin too)."""
+    return op.crop(x) if hasattr(op, "crop") else x
+
+
 def _write_restore_outputs(folder, run: PreparedRestore, res: PnPResult, log: dict) -> None:
-    """restored.png, observed.png, (samples.png, std.png), curves.png and restore.json; ``log`` gets the metrics."""
+    """restored.png, observed.png, (samples.png, std.png), curves.png and restore.json; ``log`` gets the metrics.
+    The images are the estimate's field of view (:func:`_field_of_view`)."""
     plan = run.plan
-    io.save_image(folder / "restored.png", res.x)
+    x = _field_of_view(plan.operator, res.x)
+    io.save_image(folder / "restored.png", x)
     io.save_image(folder / "observed.png", run.y)
     if run.truth is not None:
-        log.update(psnr_restored=float(psnr(res.x, run.truth)[0]), ssim_restored=ssim(res.x, run.truth))
+        log.update(psnr_restored=float(psnr(x, run.truth)[0]), ssim_restored=ssim(x, run.truth))
     if res.samples is not None:
-        io.save_grid(folder / "samples.png", res.samples)
-        scale = float(res.std.max()) or 1.0
-        io.save_image(folder / "std.png", res.std / scale)
-        log.update(std_png_scale=scale, std_mean=float(res.std.mean()))
+        io.save_grid(folder / "samples.png", _field_of_view(plan.operator, res.samples))
+        std = _field_of_view(plan.operator, res.std)
+        scale = float(std.max()) or 1.0
+        io.save_image(folder / "std.png", std / scale)
+        log.update(std_png_scale=scale, std_mean=float(std.mean()))
     title = f"{plan.options.task}, {plan.algorithm}, {plan.options.denoiser}, nu={plan.noise_level:.4g}: {res.verdict}"
     plot_diagnostics(folder / "curves.png", {plan.algorithm: res}, title)
     io.write_json(folder / "restore.json", log)
