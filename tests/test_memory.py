@@ -12,8 +12,15 @@ def test_require_refuses_more_than_is_available_in_one_line():
     have = memory.available_memory()
     assert have is not None and have > 0
     memory.require(1, "one byte", "nothing to do")
-    with pytest.raises(ValueError, match=r"^a huge run needs at least .* GiB, .* GiB are available; ask for less\.$"):
+    with pytest.raises(ValueError, match=r"^a huge run needs at least .* GiB, .* GiB are available \(at most 85% .*\); ask for less\.$"):
         memory.require(have * 2 + 2**30, "a huge run", "ask for less")
+
+
+def test_require_keeps_a_margin_for_what_its_lower_bound_estimates_leave_out(monkeypatch):
+    monkeypatch.setattr(memory, "available_memory", lambda device=None: 10 * 2**30)
+    memory.require(8.4 * 2**30, "most of it", "-")
+    with pytest.raises(ValueError, match="needs at least 9.0 GiB, 10.0 GiB are available"):
+        memory.require(9 * 2**30, "nearly all of it", "-")  # 90 % of the machine: killed, not refused, before
 
 
 def test_the_cgroup_v2_limit_of_the_process_group_and_its_parents_counts(tmp_path):

@@ -86,13 +86,14 @@ def test_memory_estimate(monkeypatch):
     sampler) plus, for a shipped network on the CPU, its bytes per pixel of the padded input: the refusal comes
     exactly above the estimate."""
     need = 3 * (8 * 8 * 100 * 100 + NETWORK_BYTES_PER_PIXEL["ffdnet"][1] * 132 * 132)  # periodic, padded by 16
-    monkeypatch.setattr(inrd.memory, "available_memory", lambda device=None: need)
-    check_restore_memory("ffdnet", 1, 100, 100, 3, "fix it", "cpu", pad=16)  # exactly what is available: accepted
-    monkeypatch.setattr(inrd.memory, "available_memory", lambda device=None: need - 1)
+    usable = inrd.memory.USABLE  # the share of the available memory a run may plan for
+    monkeypatch.setattr(inrd.memory, "available_memory", lambda device=None: need / usable)
+    check_restore_memory("ffdnet", 1, 100, 100, 3, "fix it", "cpu", pad=16)  # exactly what may be planned for: accepted
+    monkeypatch.setattr(inrd.memory, "available_memory", lambda device=None: (need - 1) / usable)
     with pytest.raises(ValueError, match="restoring 3 image\\(s\\) of 1x100x100 needs at least .* fix it"):
         check_restore_memory("FFDNet", 1, 100, 100, 3, "fix it", "cpu", pad=16)
     sampler = 3 * (7 * 8 * 100 * 100 + NETWORK_BYTES_PER_PIXEL["ffdnet"][1] * 100 * 100)
-    monkeypatch.setattr(inrd.memory, "available_memory", lambda device=None: sampler)
+    monkeypatch.setattr(inrd.memory, "available_memory", lambda device=None: sampler / usable)
     check_restore_memory("ffdnet", 1, 100, 100, 3, "fix it", "cpu", sampling=True)
     with pytest.raises(ValueError, match="needs at least"):
         check_restore_memory("ffdnet", 1, 100, 101, 3, "fix it", "cpu", sampling=True)
