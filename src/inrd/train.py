@@ -374,23 +374,23 @@ def _loop(tr: _Trainer, out: Path, opts: TrainOptions, progress: bool, export_we
     abar = ddpm_alphas_cumprod(T_STEPS).to(torch.float32)
     ema_net = make_unet(opts.unet).to(tr.device).eval()
     tr.net.train()
-    bar = tqdm(total=opts.iters, initial=tr.step, desc="train", unit="iter", disable=not progress, mininterval=5.0)
-    t_last = time.perf_counter()
-    while tr.step < opts.iters:
-        tr.iteration(images, abar, opts.log_every, opts.iters)
-        bar.update(1)
-        if not tr.window:  # a history entry was just logged
-            bar.set_postfix(loss=f"{tr.history[-1][1]:.4f}")
-        now = time.perf_counter()
-        tr.seconds += now - t_last
-        t_last = now
-        if tr.step % opts.checkpoint_every == 0 or tr.step == opts.iters:
-            _checkpoint(tr, out, abar, ema_net, export_weights)
-            if progress:
-                bar.write(f"iteration {tr.step}: train loss {tr.history[-1][1]:.4f}, held-out loss (EMA) {tr.heldout[-1][1]:.4f}, "
-                          f"{tr.step / max(tr.seconds, 1e-9):.2f} it/s")
-            t_last = time.perf_counter()  # checkpoint time is not training time
-    bar.close()
+    # the bar is closed (its line ended) before an error propagates, so that the error is a line of its own
+    with tqdm(total=opts.iters, initial=tr.step, desc="train", unit="iter", disable=not progress, mininterval=5.0) as bar:
+        t_last = time.perf_counter()
+        while tr.step < opts.iters:
+            tr.iteration(images, abar, opts.log_every, opts.iters)
+            bar.update(1)
+            if not tr.window:  # a history entry was just logged
+                bar.set_postfix(loss=f"{tr.history[-1][1]:.4f}")
+            now = time.perf_counter()
+            tr.seconds += now - t_last
+            t_last = now
+            if tr.step % opts.checkpoint_every == 0 or tr.step == opts.iters:
+                _checkpoint(tr, out, abar, ema_net, export_weights)
+                if progress:
+                    bar.write(f"iteration {tr.step}: train loss {tr.history[-1][1]:.4f}, held-out loss (EMA) {tr.heldout[-1][1]:.4f}, "
+                              f"{tr.step / max(tr.seconds, 1e-9):.2f} it/s")
+                t_last = time.perf_counter()  # checkpoint time is not training time
     if not tr.heldout or tr.heldout[-1][0] != tr.step:
         _checkpoint(tr, out, abar, ema_net, export_weights)
 
