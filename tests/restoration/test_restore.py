@@ -80,11 +80,13 @@ def test_the_noise_level_floor():
 
 def test_hqs_names_the_noise_level_when_it_is_above_its_levels():
     y = torch.rand(1, 1, 16, 16, generator=torch.Generator().manual_seed(0))
+    # the default first level is max(49/255, nu): only a sigma_max given below nu is refused
+    assert R.hqs(y, R.Denoising(), lambda u, s: u, noise_level=0.3, iters=2).sigma == pytest.approx([0.3, 0.3])
     with pytest.raises(ValueError, match=r"noise_level = 0.3 is above HQS's first denoiser level") as e:
-        R.hqs(y, R.Denoising(), lambda u, s: u, noise_level=0.3)
+        R.hqs(y, R.Denoising(), lambda u, s: u, noise_level=0.3, sigma_max=49 / 255)
     assert "sigma_min =" not in str(e.value)
     with pytest.raises(ValueError, match="sigma_min = 0.3 exceeds sigma_max"):  # a sigma_min given explicitly
-        R.hqs(y, R.Denoising(), lambda u, s: u, noise_level=0.01, sigma_min=0.3)
+        R.hqs(y, R.Denoising(), lambda u, s: u, noise_level=0.01, sigma_min=0.3, sigma_max=49 / 255)
 
 
 def test_restore_records_one_spelling_of_the_algorithm():
