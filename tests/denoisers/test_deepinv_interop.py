@@ -110,3 +110,21 @@ def test_missing_optional_backend_names_its_extra(monkeypatch, name, module, ext
     with pytest.raises(ValueError, match=r"optional .* package `" + module + "`") as info:
         load(name)
     assert extra in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("name", ["inrd-small", "ffdnet"])
+def test_deepinv_denoiser_gray_contract_on_37x31(name):
+    """deepinv's own test_denoiser_gray / test_denoiser_1_channel, with its 1x37x31 input (a size no multiple of
+    4), on a constant image of 0.5 (deepinv's is 1, the top of the range): the shape is kept, and the estimate is
+    closer to the clean image than the observation (sigma = 0.2)."""
+    from inrd.denoisers import load
+
+    torch.manual_seed(0)
+    physics = dinv.physics.Denoising(dinv.physics.GaussianNoise(0.2))
+    x = torch.ones(1, 1, 37, 31) * 0.5
+    y = physics(x)
+    with torch.no_grad():
+        x_hat = load(name, channels=1) if name == "ffdnet" else load(name)
+        x_hat = x_hat(y, 0.2)
+    assert x_hat.shape == x.shape
+    assert (x_hat - x).pow(2).mean() < 0.5 * (y - x).pow(2).mean()

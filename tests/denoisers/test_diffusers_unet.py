@@ -109,3 +109,18 @@ def test_weights_fetch_of_a_hub_id(tmp_path, monkeypatch, capsys):
     assert calls == [True, False]  # the cache first, then the one download the command asks for
     assert "cannot fetch google/ddpm-cifar10-32 from the Hugging Face Hub: Failed to resolve" in err and "\n" not in err
     assert main(["weights", "fetch", "google/ddpm-cifar10-32", "--url", "http://mirror"]) == 2
+
+
+def test_inrd_sample_takes_a_hub_id_from_the_cache(tmp_path, monkeypatch):
+    """The command line resolves the id like the library: the same samples as from the snapshot folder itself."""
+    from inrd.cli import main
+    from inrd.io import load_image
+
+    cache, _, folder = hub_cache(tmp_path)
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    common = ["sample", "--denoiser", "diffusers", "--steps", "3", "--batch", "1", "--size", "8", "--channels", "1", "--no-progress"]
+    assert main([*common, "--weights", "tiny-org/tiny-ddpm", "--out", str(tmp_path / "hub")]) == 0
+    assert main([*common, "--weights", str(folder), "--out", str(tmp_path / "local")]) == 0
+    pngs = sorted((tmp_path / "hub").glob("sample_*.png"))
+    assert pngs and all(torch.equal(load_image(p), load_image(tmp_path / "local" / p.name)) for p in pngs)
