@@ -21,7 +21,7 @@ from pathlib import Path
 
 S = "inrd sample --no-progress --size 16 --steps 3 --batch 1"
 X = "inrd restore --task deblur --observed obs.png --kernel gaussian:1.6 --noise-level 0.01 --iters 2"
-T = "inrd train --iters 2 --batch 2 --checkpoint-every 1"
+T = "inrd train --no-progress --iters 2 --batch 2 --checkpoint-every 1"
 CLI = [
     ("S41", f"{S} --out afile/sub", ""),
     ("S42", f"{S} --out afile/sub/deeper", ""),
