@@ -43,13 +43,12 @@ candidate, assumes the margin is observed as well as the interior and gave no cl
 
 from __future__ import annotations
 
-import math
 from typing import Optional
 
 import torch
 
 from ..choices import Boundary, choose
-from .physics import Downsampling, PeriodicBlur, Task
+from .physics import Downsampling, PeriodicBlur, Task, power_iteration
 
 __all__ = ["Blur", "BlurDownsampling", "CG_TOL", "CG_MAX_ITER"]
 
@@ -221,16 +220,9 @@ class Blur:
             return self.exact.norm(shape)
         key = ("norm", int(shape[-2]), int(shape[-1]), int(iters))
         if key not in self._index:
-            g = torch.Generator().manual_seed(0)
             C = self.kernel.shape[0] if self.kernel.ndim == 3 else 1
-            x = torch.randn(1, C, int(shape[-2]), int(shape[-1]), generator=g, dtype=torch.float64)
-            x = x / x.norm()
-            lam = 0.0
-            for _ in range(iters):
-                v = self.A_adjoint(self.A(x))
-                lam = float((x * v).sum())
-                x = v / v.norm().clamp(min=1e-300)
-            self._index[key] = math.sqrt(max(lam, 0.0))
+            like = torch.empty(1, C, int(shape[-2]), int(shape[-1]), dtype=torch.float64)
+            self._index[key] = power_iteration(self, like, iters, seed=0)
         return self._index[key]
 
     # ----- the data step -----
