@@ -20,7 +20,7 @@ import torch
 from .. import schedules
 from ..choices import Clip, RhoName, Schedule, choose, parse_rho
 
-__all__ = ["Denoiser", "SamplingDefaults", "StepSetting", "defaults_of", "carry_attributes"]
+__all__ = ["Denoiser", "SamplingDefaults", "StepSetting", "defaults_of", "carry_attributes", "pad_to_multiple"]
 
 #: how many levels a parametric schedule gets when it is the fine grid that figures prune (DDPM's T)
 FINE_LEVELS = 1000
@@ -153,3 +153,14 @@ def carry_attributes(src, dst) -> None:
         if isinstance(getattr(type(dst), key, None), property):
             continue
         setattr(dst, key, value)
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
+    """``x`` padded at the bottom and right to sides that are multiples of ``multiple`` (reflect, replicate
+    where a side is too small to mirror), for networks that downsample; the caller crops the output back
+    with ``[..., :H, :W]``. Sides already multiples are returned as they are."""
+    h, w = x.shape[-2:]
+    ph, pw = -h % multiple, -w % multiple
+    if not (ph or pw):
+        return x
+    return torch.nn.functional.pad(x, (0, pw, 0, ph), mode="reflect" if ph < h and pw < w else "replicate")

@@ -38,11 +38,10 @@ import importlib.util
 import warnings
 
 import torch
-import torch.nn.functional as F
 from deepinv.models import Denoiser
 
 from ..validate import check_image, sigma_vector
-from .base import SamplingDefaults
+from .base import SamplingDefaults, pad_to_multiple
 
 __all__ = ["FFDNetDenoiser", "build", "ipol_to_deepinv", "load_ipol_state_dict", "IPOL_SIGMA_MAX"]
 
@@ -183,10 +182,7 @@ class FFDNetDenoiser(Denoiser):
                 stacklevel=2,
             )
         h, w = x.shape[-2:]
-        ph, pw = h % 2, w % 2
-        if ph or pw:  # reflect-pad to even size (replicate for a single row/column, where reflect is undefined)
-            x = F.pad(x, (0, pw, 0, ph), mode="reflect" if min(h, w) > 1 else "replicate")
-        out = self.net(x, s)[..., :h, :w]
+        out = self.net(pad_to_multiple(x, 2), s)[..., :h, :w]  # FFDNet downsamples by 2
         return out.clamp(0, 1) if self.clamp else out
 
 

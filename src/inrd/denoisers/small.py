@@ -17,11 +17,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from ..schedules import ddpm_alphas_cumprod
 from ..weights import read_sidecar, verify_sidecar
-from .base import StepSetting
+from .base import StepSetting, pad_to_multiple
 from .eps import EpsDenoiser, UNetEps, network_defaults
 
 __all__ = ["build", "make_unet", "PaddedUNetEps", "unet_config", "BUNDLED", "read_checkpoint"]
@@ -67,12 +66,7 @@ class PaddedUNetEps(UNetEps):
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
-        ph, pw = -h % self.multiple, -w % self.multiple
-        if not (ph or pw):
-            return super().forward(x, t)
-        # reflect needs the pad to be smaller than the side it mirrors
-        mode = "reflect" if ph < h and pw < w else "replicate"
-        return super().forward(F.pad(x, (0, pw, 0, ph), mode=mode), t)[..., :h, :w]
+        return super().forward(pad_to_multiple(x, self.multiple), t)[..., :h, :w]
 
 
 def make_unet(config: dict) -> PaddedUNetEps:
