@@ -51,3 +51,28 @@ def test_indices_are_integers_never_rounded():
     for bad in (1.5, -1, True, "2", None):
         with pytest.raises(ValueError, match="seed must be >= 0"):
             check_index(bad, "seed")
+
+
+def test_check_count_takes_integral_numbers_in_range_and_names_the_option():
+    from inrd.validate import check_count
+
+    assert check_count(None, "--iters") is None
+    assert check_count(4.0, "--iters") == 4 and isinstance(check_count(4.0, "--iters"), int)
+    assert check_count(0, "--pad", 0) == 0
+    for bad in (0, 2.5, True, float("nan"), 1 + 0j, "3"):
+        with pytest.raises(ValueError, match=r"^--iters must be an integer >= 1, got "):
+            check_count(bad, "--iters")
+    with pytest.raises(ValueError, match=r"^--steps must be an integer >= 1 and <= 10, got 11\.$"):
+        check_count(11, "--steps", 1, 10)
+
+
+def test_check_positive_refuses_zero_nan_inf_and_bools():
+    from inrd.validate import check_positive
+
+    assert check_positive(None, "--stepsize") is None
+    assert check_positive(2, "--stepsize") == 2.0
+    for bad in (0, -1.0, float("nan"), float("inf"), True, 1j):
+        with pytest.raises(ValueError, match=r"^--stepsize must be a finite number > 0, got "):
+            check_positive(bad, "--stepsize")
+    with pytest.raises(ValueError, match=r"--sigma-min must be a finite noise level > 0 \(\[0, 1\] units\)"):
+        check_positive(0.0, "--sigma-min", "a finite noise level > 0 ([0, 1] units)")

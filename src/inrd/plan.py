@@ -20,7 +20,7 @@ import torch
 from . import schedules
 from .choices import Clip, DtypeName, FastMode, GridName, RhoName, Schedule, choose, maybe_choose, names_of, parse_rho
 from .relaxations import Scheme, scheme
-from .validate import check_device, check_index
+from .validate import check_count, check_device, check_index, check_positive
 
 __all__ = ["SampleOptions", "Start", "SamplingPlan", "plan_sampling", "schedule_sigmas", "parse_init", "DTYPES", "MAX_STEPS"]
 
@@ -32,23 +32,12 @@ MAX_STEPS = 100_000
 
 
 def _count(name: str, value, upper: Optional[int] = None, zero: bool = False) -> Optional[int]:
-    """An optional integer option >= 1 (>= 0 with ``zero``), at most ``upper``: one-line error naming ``--name``."""
-    if value is None:
-        return None
-    low = 0 if zero else 1
-    ok = not isinstance(value, (bool, complex)) and isinstance(value, (int, float)) and math.isfinite(value) and int(value) == value
-    if not ok or value < low or (upper is not None and value > upper):
-        bound = f" and <= {upper}" if upper else ""
-        raise ValueError(f"--{name} must be an integer >= {low}{bound}, got {value!r}.")
-    return int(value)
+    """An optional integer option >= 1 (>= 0 with ``zero``), at most ``upper``, named ``--name``."""
+    return check_count(value, f"--{name}", 0 if zero else 1, upper)
 
 
 def _level(name: str, value) -> Optional[float]:
-    if value is None:
-        return None
-    if isinstance(value, (bool, complex)) or not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-        raise ValueError(f"--{name} must be a finite noise level > 0 ([0, 1] units), got {value!r}.")
-    return float(value)
+    return check_positive(value, f"--{name}", "a finite noise level > 0 ([0, 1] units)")
 
 
 @dataclass(frozen=True)

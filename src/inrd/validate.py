@@ -5,7 +5,9 @@ This module imports nothing else from inrd and no backend.
 
 from __future__ import annotations
 
+import math
 import numbers
+from typing import Optional
 
 import torch
 
@@ -39,6 +41,27 @@ def check_index(value, name: str) -> int:
     if not ok or int(value) < 0:
         raise ValueError(f"{name} must be >= 0 (an integer), got {value!r}.")
     return int(value)
+
+
+def check_count(value, name: str, low: int = 1, upper: Optional[int] = None) -> Optional[int]:
+    """An optional integer option (None passes through) in ``[low, upper]``: an integral float such as 4.0 is
+    accepted, 2.5, True or NaN are one-line errors naming ``name``."""
+    if value is None:
+        return None
+    ok = not isinstance(value, (bool, complex)) and isinstance(value, (int, float)) and math.isfinite(value) and int(value) == value
+    if not ok or value < low or (upper is not None and value > upper):
+        bound = f" and <= {upper}" if upper else ""
+        raise ValueError(f"{name} must be an integer >= {low}{bound}, got {value!r}.")
+    return int(value)
+
+
+def check_positive(value, name: str, what: str = "a finite number > 0") -> Optional[float]:
+    """An optional finite number > 0 (None passes through); ``what`` says what it is in the message."""
+    if value is None:
+        return None
+    if isinstance(value, (bool, complex)) or not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be {what}, got {value!r}.")
+    return float(value)
 
 
 def check_image(x, name: str = "image", channels: int | None = None) -> torch.Tensor:

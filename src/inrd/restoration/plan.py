@@ -10,14 +10,13 @@ algorithm's levels. :mod:`inrd.restoration.workflow` runs a plan into a run fold
 
 from __future__ import annotations
 
-import math
 import warnings
 from dataclasses import dataclass, field
 from typing import Optional, Union
 
 from .. import memory
 from ..choices import Algorithm, Boundary, Task, choose
-from ..validate import check_device, check_index
+from ..validate import check_count, check_device, check_index, check_positive
 from .common import check_noise_level
 from .restore import DEFAULT_ALGORITHM, DEFAULT_PAD, FIXED_LEVEL, SAMPLING
 
@@ -43,22 +42,6 @@ NETWORK_BYTES_PER_PIXEL = {"ffdnet": {1: 180, 3: 287}, "inrd-small": {1: 1917, 3
 #: relaxation): just under what was measured with FFDNet (bytes per pixel of the run's peak, less the
 #: network's: HQS 28 denoising, 70 deblurring; inrd-posterior 60)
 _BUFFERS = {"sampling": 7, "periodic": 8, "other": 3}
-
-
-def _count(name: str, value, low: int = 1) -> Optional[int]:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}.")
-    return int(value)
-
-
-def _positive(name: str, value) -> Optional[float]:
-    if value is None:
-        return None
-    if isinstance(value, (bool, complex)) or not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}.")
-    return float(value)
 
 
 def _device(value) -> str:
@@ -137,10 +120,10 @@ class RestoreOptions:
         set_("noise_level", _noise_level(self.noise_level))
         if self.algorithm is not None:
             set_("algorithm", choose(self.algorithm, Algorithm, "--algorithm"))
-        _count("--iters", self.iters)
-        _count("--samples", self.samples)
+        set_("iters", check_count(self.iters, "--iters"))
+        set_("samples", check_count(self.samples, "--samples"))
         set_("seed", check_index(self.seed, "--seed"))
-        _positive("--sigma-denoiser", self.sigma_denoiser)
+        set_("sigma_denoiser", check_positive(self.sigma_denoiser, "--sigma-denoiser"))
         if self.factor not in (2, 4):
             raise ValueError(f"--factor must be 2 or 4, got {self.factor!r}.")
         set_("device", _device(self.device))
@@ -220,12 +203,12 @@ class DeblurOptions:
         if name not in FIXED_LEVEL:
             raise ValueError(f"--algorithm must be pnp-pgd or gs-pnp for inrd deblur (inrd restore runs the others), got {self.algorithm!r}.")
         set_("algorithm", name)
-        _count("--iters", self.iters)
-        _count("--pad", self.pad, low=0)
-        _count("--size", self.size, low=0)
+        set_("iters", check_count(self.iters, "--iters"))
+        set_("pad", check_count(self.pad, "--pad", 0))
+        set_("size", check_count(self.size, "--size", 0))
         set_("seed", check_index(self.seed, "--seed"))
-        _positive("--sigma-denoiser", self.sigma_denoiser)
-        _positive("--stepsize", self.stepsize)
+        set_("sigma_denoiser", check_positive(self.sigma_denoiser, "--sigma-denoiser"))
+        set_("stepsize", check_positive(self.stepsize, "--stepsize"))
         if name == "gs-pnp" and self.stepsize is not None:
             raise ValueError("--stepsize is for pnp-pgd; gs-pnp finds its step by backtracking.")
         set_("device", _device(self.device))
