@@ -108,7 +108,9 @@ def test_weights_fetch_of_a_hub_id(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err.strip()
     assert calls == [True, False]  # the cache first, then the one download the command asks for
     assert "cannot fetch google/ddpm-cifar10-32 from the Hugging Face Hub: Failed to resolve" in err and "\n" not in err
-    assert main(["weights", "fetch", "google/ddpm-cifar10-32", "--url", "http://mirror"]) == 2
+    # --url names a mirror of a registry checkpoint; for a Hub id it is refused before anything is fetched
+    assert main(["weights", "fetch", "google/ddpm-cifar10-32", "--url", str(tmp_path / "mirror")]) == 2
+    assert "--url is for registry checkpoints" in capsys.readouterr().err and calls == [True, False]
 
 
 def test_inrd_sample_takes_a_hub_id_from_the_cache(tmp_path, monkeypatch):
