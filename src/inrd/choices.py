@@ -14,7 +14,7 @@ import torch
 
 __all__ = [
     "RhoName", "Rho", "Clip", "ScheduleName", "Schedule", "GridName", "Algorithm", "Task", "Boundary", "NoiseEstimator", "FastMode", "DtypeName",
-    "choose", "maybe_choose", "parse_rho", "names_of",
+    "LrSchedule", "PosteriorStart", "choose", "maybe_choose", "parse_rho", "names_of",
 ]
 
 #: named relaxations (paper eq. 13): ``canonical`` rho_t = 1 - sigma_{t-1}^2 / sigma_t^2 (eq. 21, DDPM),
@@ -45,6 +45,8 @@ FastMode = Literal["auto", "bf16", "fp16", "fp32"]
 DtypeName = Literal["float32", "float64", "float16", "bfloat16"]
 #: learning rate of `inrd train` after its warm-up
 LrSchedule = Literal["constant", "cosine"]
+#: where the posterior sampler starts: ``physics.init(y)``, or the result of HQS (a warm start)
+PosteriorStart = Literal["init", "hqs"]
 
 
 def names_of(options) -> tuple[str, ...]:

@@ -23,12 +23,16 @@ def test_restore_dispatches_with_documented_defaults():
     assert torch.equal(res.x, ref.x) and res.params["sigma_denoiser"] == pytest.approx(2 * NU)
     assert res.params["pad"] == 0 and res.params["task"] == "deblur"
     assert R.restore(y, blur, D, NU, "gs-pnp", pad=0).params["iters"] == 30
-    assert R.restore(y, blur, lambda u, s: u, NU, "hqs").params["pad"] == 16  # periodic: padded by default
-    assert R.restore(y, R.Denoising(), D, NU, "hqs").params["pad"] == 0  # not periodic: no padding
+    # periodic: a fixed-level scheme's denoiser is padded by default, HQS's and the sampler's are not
+    assert R.restore(y, blur, lambda u, s: u, NU, "pnp-pgd", iters=1).params["pad"] == 16
+    assert R.restore(y, blur, lambda u, s: u, NU, "hqs").params["pad"] == 0
+    assert R.restore(y, blur, lambda u, s: u, NU, "inrd-posterior", samples=1, steps=2).params["pad"] == 0
+    assert R.restore(y, R.Denoising(), D, NU, "pnp-pgd", iters=1).params["pad"] == 0  # not periodic: no padding
     k = R.gaussian_kernel(1.0)
-    assert R.restore(y, Blur(k, "periodic"), lambda u, s: u, NU, "hqs").params["pad"] == 16
+    assert R.restore(y, Blur(k, "periodic"), lambda u, s: u, NU, "gs-pnp", iters=1).params["pad"] == 16
+    assert R.restore(y, Blur(k, "periodic"), lambda u, s: u, NU, "hqs").params["pad"] == 0
     for boundary in ("valid", "reflect", "replicate"):  # no wrap-around assumed: no circular padding
-        assert R.restore(y, Blur(k, boundary), lambda u, s: u, NU, "hqs", iters=1).params["pad"] == 0
+        assert R.restore(y, Blur(k, boundary), lambda u, s: u, NU, "pnp-pgd", iters=1).params["pad"] == 0
     default = R.restore(y, R.Denoising(), D, NU)
     assert default.params["algorithm"] == R.DEFAULT_ALGORITHM["denoise"].replace("-", "_")
     assert set(R.DEFAULT_ALGORITHM) == {"deblur", "inpaint", "super-resolution", "denoise"}

@@ -28,7 +28,7 @@ from .physics import Denoising, Inpainting, PeriodicBlur, observe
 from .plan import KERNEL_TASKS, DeblurOptions, DeblurPlan, RestorationPlan, RestoreOptions, check_restore_memory, check_upper_level, image_header
 from .plots import plot_diagnostics
 from .pnp import gs_pnp, pnp_pgd
-from .restore import DEFAULT_PAD, SAMPLING, denoiser_channels, restore
+from .restore import SAMPLING, default_pad, denoiser_channels, restore
 from .result import PnPResult
 
 __all__ = ["PreparedRestore", "PreparedDeblur", "prepare_restore", "run_restore", "prepare_deblur", "run_deblur",
@@ -125,7 +125,7 @@ def prepare_restore(opts: RestoreOptions) -> PreparedRestore:
         c, h, w = header
         images = opts.samples if opts.chosen_algorithm in SAMPLING else 1
         fix = "lower --samples or restore a smaller image" if images > 1 else "restore a smaller image (or crop it)"
-        pad = DEFAULT_PAD if opts.chosen_boundary == "periodic" else 0  # restore() pads the periodic operators' denoiser
+        pad = default_pad(opts.chosen_algorithm, opts.chosen_boundary == "periodic")  # what restore() will pad
         check_restore_memory(opts.denoiser, c, h * factor, w * factor, images, fix, opts.device,
                              opts.chosen_algorithm in SAMPLING, pad, blur=opts.task in KERNEL_TASKS)
     y = io.load_image(opts.observed)
